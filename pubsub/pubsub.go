@@ -69,8 +69,10 @@ func (c *encodeCache) get(key any, encode func() (any, error)) (any, error) {
 }
 
 // Subscriber receives messages. Deliver runs on the broadcaster's goroutine
-// and must not block. Subscribers are compared with ==, so implement it on a
-// pointer type.
+// while the topic's subscriber list is read-locked: it must not block, and
+// must not subscribe or unsubscribe synchronously (hand such work to another
+// goroutine). Subscribers are compared with ==, so implement it on a pointer
+// type.
 type Subscriber interface {
 	Deliver(m *Message)
 }
@@ -136,10 +138,13 @@ type shard struct {
 	topics map[string]*topicSubs
 }
 
-// topicSubs holds one topic's subscribers in a copy-on-write slice so that
-// broadcasts read it without locks.
+// topicSubs holds one topic's subscribers. Subscribe and Unsubscribe are
+// O(1) (slice plus index, swap-remove), so a join or leave storm on a large
+// topic stays cheap; a broadcast holds the read lock while it delivers.
 type topicSubs struct {
-	subs atomic.Pointer[[]Subscriber]
+	mu   sync.RWMutex
+	list []Subscriber
+	idx  map[Subscriber]int
 }
 
 // New returns a PubSub. With an adapter it starts it; the error is the
@@ -202,25 +207,23 @@ func (ps *PubSub) shard(topic string) *shard {
 	return &ps.shards[maphash.String(ps.seed, topic)%uint64(len(ps.shards))]
 }
 
-// Subscribe adds s to topic. Subscribing the same subscriber twice delivers
-// each message twice, as in Phoenix.
+// Subscribe adds s to topic. Subscribing a subscriber that is already
+// subscribed to the topic does nothing.
 func (ps *PubSub) Subscribe(topic string, s Subscriber) error {
 	sh := ps.shard(topic)
 	sh.mu.Lock()
 	ts := sh.topics[topic]
 	first := ts == nil
 	if first {
-		ts = &topicSubs{}
+		ts = &topicSubs{idx: make(map[Subscriber]int)}
 		sh.topics[topic] = ts
 	}
-	var old []Subscriber
-	if p := ts.subs.Load(); p != nil {
-		old = *p
+	ts.mu.Lock()
+	if _, dup := ts.idx[s]; !dup {
+		ts.idx[s] = len(ts.list)
+		ts.list = append(ts.list, s)
 	}
-	next := make([]Subscriber, len(old)+1)
-	copy(next, old)
-	next[len(old)] = s
-	ts.subs.Store(&next)
+	ts.mu.Unlock()
 	sh.mu.Unlock()
 	if first && ps.adapter != nil {
 		if err := ps.adapter.Subscribe(topic); err != nil {
@@ -231,7 +234,7 @@ func (ps *PubSub) Subscribe(topic string, s Subscriber) error {
 	return nil
 }
 
-// Unsubscribe removes every subscription of s to topic.
+// Unsubscribe removes the subscription of s to topic.
 func (ps *PubSub) Unsubscribe(topic string, s Subscriber) {
 	sh := ps.shard(topic)
 	sh.mu.Lock()
@@ -240,28 +243,33 @@ func (ps *PubSub) Unsubscribe(topic string, s Subscriber) {
 		sh.mu.Unlock()
 		return
 	}
-	old := *ts.subs.Load()
-	next := make([]Subscriber, 0, len(old))
-	for _, x := range old {
-		if x != s {
-			next = append(next, x)
+	ts.mu.Lock()
+	i, ok := ts.idx[s]
+	if ok {
+		last := len(ts.list) - 1
+		if i != last {
+			moved := ts.list[last]
+			ts.list[i] = moved
+			ts.idx[moved] = i
 		}
+		ts.list[last] = nil
+		ts.list = ts.list[:last]
+		delete(ts.idx, s)
 	}
-	last := len(next) == 0
-	if last {
+	empty := len(ts.list) == 0
+	ts.mu.Unlock()
+	if empty {
 		delete(sh.topics, topic)
-	} else if len(next) != len(old) {
-		ts.subs.Store(&next)
 	}
 	sh.mu.Unlock()
-	if last && ps.adapter != nil {
+	if empty && ps.adapter != nil {
 		if err := ps.adapter.Unsubscribe(topic); err != nil {
 			ps.fail("unsubscribe", err)
 		}
 	}
 }
 
-// Subscribers returns how many local subscriptions topic has.
+// Subscribers returns how many local subscribers topic has.
 func (ps *PubSub) Subscribers(topic string) int {
 	sh := ps.shard(topic)
 	sh.mu.RLock()
@@ -270,7 +278,9 @@ func (ps *PubSub) Subscribers(topic string) int {
 	if ts == nil {
 		return 0
 	}
-	return len(*ts.subs.Load())
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	return len(ts.list)
 }
 
 // Broadcast sends m to every subscriber of m.Topic on every node.
@@ -332,15 +342,16 @@ func (ps *PubSub) dispatch(from Subscriber, m *Message) int {
 	if ts == nil {
 		return 0
 	}
-	subs := *ts.subs.Load()
 	n := 0
-	for _, s := range subs {
+	ts.mu.RLock()
+	for _, s := range ts.list {
 		if from != nil && s == from {
 			continue
 		}
 		s.Deliver(m)
 		n++
 	}
+	ts.mu.RUnlock()
 	return n
 }
 

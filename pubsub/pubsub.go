@@ -100,7 +100,10 @@ type Adapter interface {
 	Broadcast(ctx context.Context, m *Message) error
 	// DirectBroadcast sends m to the named node only.
 	DirectBroadcast(ctx context.Context, node string, m *Message) error
-	// Subscribe and Unsubscribe follow the local subscriber set.
+	// Subscribe and Unsubscribe follow the local subscriber set. They are
+	// called in order, under a registry lock, and must not block on the
+	// network: record the wish and apply it asynchronously, resubscribing
+	// after a reconnect.
 	Subscribe(topic string) error
 	Unsubscribe(topic string) error
 	// Close stops the adapter.
@@ -224,14 +227,16 @@ func (ps *PubSub) Subscribe(topic string, s Subscriber) error {
 		ts.list = append(ts.list, s)
 	}
 	ts.mu.Unlock()
-	sh.mu.Unlock()
+	var err error
 	if first && ps.adapter != nil {
-		if err := ps.adapter.Subscribe(topic); err != nil {
+		// Under the shard lock, so the adapter sees subscribe and
+		// unsubscribe of a topic in the order they happened.
+		if err = ps.adapter.Subscribe(topic); err != nil {
 			ps.fail("subscribe", err)
-			return err
 		}
 	}
-	return nil
+	sh.mu.Unlock()
+	return err
 }
 
 // Unsubscribe removes the subscription of s to topic.
@@ -260,13 +265,13 @@ func (ps *PubSub) Unsubscribe(topic string, s Subscriber) {
 	ts.mu.Unlock()
 	if empty {
 		delete(sh.topics, topic)
-	}
-	sh.mu.Unlock()
-	if empty && ps.adapter != nil {
-		if err := ps.adapter.Unsubscribe(topic); err != nil {
-			ps.fail("unsubscribe", err)
+		if ps.adapter != nil {
+			if err := ps.adapter.Unsubscribe(topic); err != nil {
+				ps.fail("unsubscribe", err)
+			}
 		}
 	}
+	sh.mu.Unlock()
 }
 
 // Subscribers returns how many local subscribers topic has.

@@ -279,23 +279,35 @@ func (d *decoder) term(depth int) (any, error) {
 		}
 		return l, nil
 	case tagList:
-		n, err := d.count(1, 1) // n elements, then the tail
-		if err != nil {
-			return nil, err
-		}
-		elems := make([]any, 0, min(n, maxPrealloc))
-		for range n {
-			v, err := d.term(depth + 1)
+		var elems []any
+		for {
+			n, err := d.count(1, 1) // n elements, then the tail
 			if err != nil {
 				return nil, err
 			}
-			elems = append(elems, v)
+			if elems == nil {
+				elems = make([]any, 0, min(n, maxPrealloc))
+			}
+			for range n {
+				v, err := d.term(depth + 1)
+				if err != nil {
+					return nil, err
+				}
+				elems = append(elems, v)
+			}
+			// A tail that is itself a LIST_EXT continues this list; read it
+			// here rather than recursing, so that such chains cost neither
+			// depth nor copying.
+			if d.remaining() > 0 && d.b[d.off] == tagList {
+				d.off++
+				continue
+			}
+			tail, err := d.term(depth + 1)
+			if err != nil {
+				return nil, err
+			}
+			return joinList(elems, tail), nil
 		}
-		tail, err := d.term(depth + 1)
-		if err != nil {
-			return nil, err
-		}
-		return joinList(elems, tail), nil
 	case tagSmallTuple, tagLargeTuple:
 		var n int
 		if tag == tagSmallTuple {
@@ -455,9 +467,11 @@ func joinList(elems []any, tail any) any {
 }
 
 // EncodeTerm encodes v in the External Term Format, byte for byte as
-// :erlang.term_to_binary/1 does on OTP 25 and earlier (the releases whose
-// output Phoenix.Token vectors record); OTP 26 and later decode it to the
-// same term. It accepts:
+// :erlang.term_to_binary/1 does on OTP 25 and earlier: atoms that fit in
+// Latin-1 as ATOM_EXT, lists of small integers as STRING_EXT, integers in the
+// smallest of SMALL_INTEGER_EXT, INTEGER_EXT and SMALL_BIG_EXT that holds
+// them. (OTP 26 and later write atoms as SMALL_ATOM_UTF8_EXT; every release
+// decodes both.) It accepts:
 //
 //   - nil, bool and [Atom] as atoms;
 //   - string and []byte as binaries;
@@ -561,8 +575,10 @@ func (e *encoder) reflect(rv reflect.Value, depth int) error {
 		return e.term(rv.Bool(), depth)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		e.int(rv.Int())
+		return nil
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
 		e.uint(rv.Uint())
+		return nil
 	case reflect.Float32, reflect.Float64:
 		return e.float(rv.Float())
 	case reflect.String:
@@ -834,6 +850,15 @@ func byteValue(v any) (byte, bool) {
 		return 0, false
 	default:
 		rv := reflect.ValueOf(v)
+		for range maxTermDepth { // follow pointers, as term does
+			if k := rv.Kind(); (k != reflect.Pointer && k != reflect.Interface) || rv.IsNil() {
+				break
+			}
+			if z, ok := rv.Interface().(*big.Int); ok {
+				return byteValue(z)
+			}
+			rv = rv.Elem()
+		}
 		switch rv.Kind() {
 		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 			i = rv.Int()

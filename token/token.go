@@ -15,12 +15,15 @@
 //
 // # Interoperability with Phoenix
 //
-// Tokens are byte-for-byte those of Phoenix: given the same secret key base,
-// salt, data and signing time, [Sign] produces the token Phoenix.Token.sign
-// produces on OTP 25 (and one that any OTP release verifies), a token signed
-// by a Phoenix app verifies with [Verify], and the reverse. This lets a Go
-// service and a Phoenix app share sessions and socket tokens, and lets an app
-// move from one to the other without logging every user out.
+// Tokens are those of Phoenix: a token signed by a Phoenix app verifies with
+// [Verify], and one signed by [Sign] verifies in Phoenix, given the same
+// secret key base and salt. This lets a Go service and a Phoenix app share
+// socket and API tokens, and lets an app move from one to the other without
+// logging every user out. Given the same data and signing time, [Sign] even
+// produces the very bytes Phoenix.Token.sign does on OTP 25 and earlier (see
+// [EncodeTerm] for the exceptions: OTP 26 and later spell atoms differently,
+// and maps of more than 32 keys are ordered by hash); the tokens of different
+// OTP releases differ in bytes, not in what they verify to.
 //
 // That is why the payload is, by default, encoded in the Erlang External Term
 // Format ([FormatETF]) rather than JSON, even though a Go-only deployment has
@@ -181,7 +184,10 @@ func Sign(secretKeyBase, salt string, data any, opts SignOptions) (string, error
 // (possibly wrapping the reason a payload could not be decoded) for any other
 // token that does not verify. Besides {data, signed_at, max_age} payloads it
 // accepts the older Plug.Crypto and Phoenix forms {data, signed_at} and
-// %{data: data, signed: signed_at}, whose maximum age is [DefaultMaxAge].
+// %{data: data, signed: signed_at}, whose maximum age is [DefaultMaxAge],
+// and, like Plug.Crypto, HS384 and HS512 envelopes (prefixes "SFMzODQ" and
+// "SFM1MTI") MACed with the same key. A secret key base shorter than
+// [MinSecretKeyBase] bytes gives [ErrShortSecret].
 func Verify(secretKeyBase, salt, token string, opts VerifyOptions) (any, error) {
 	k, err := signingKeyFor(secretKeyBase, salt)
 	if err != nil {

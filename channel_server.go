@@ -148,8 +148,10 @@ func (ch *Channel) handleIn(msg *wire.Message) {
 	if ch.isStopped() {
 		return
 	}
+	// Replies carry the channel's join_ref, as Phoenix's socket.join_ref:
+	// the message's may be null.
 	if msg.Event == wire.EventLeave {
-		ch.conn.sendReply(msg.JoinRef, msg.Ref, ch.topic, ReplyOK(nil))
+		ch.conn.sendReply(ch.joinRef, msg.Ref, ch.topic, ReplyOK(nil))
 		ch.stop(ErrLeft, nil)
 		return
 	}
@@ -171,7 +173,7 @@ func (ch *Channel) handleIn(msg *wire.Message) {
 		return
 	}
 	if reply.Status != "" {
-		ch.conn.sendReply(msg.JoinRef, msg.Ref, ch.topic, reply)
+		ch.conn.sendReply(ch.joinRef, msg.Ref, ch.topic, reply)
 	}
 	if err != nil {
 		ch.stop(err, nil)

@@ -72,7 +72,9 @@ type Conn struct {
 	socket    *Socket
 	ser       wire.Serializer
 	transport Transport
-	idSub     *disconnectSubscriber
+	// tname is the transport's name before transport is set (in Connect).
+	tname string
+	idSub *disconnectSubscriber
 
 	mu       sync.Mutex
 	channels map[string]*Channel
@@ -103,8 +105,14 @@ func (c *Conn) Assign(key string, value any) {
 	c.Assigns[key] = value
 }
 
-// Transport returns the name of the connection's transport.
-func (c *Conn) TransportName() string { return c.transport.Name() }
+// TransportName returns the name of the connection's transport. It works in
+// the connect callback too, before the transport is attached.
+func (c *Conn) TransportName() string {
+	if c.transport == nil {
+		return c.tname
+	}
+	return c.transport.Name()
+}
 
 // Vsn returns the protocol version the client speaks.
 func (c *Conn) Vsn() string { return c.ser.Vsn() }
@@ -203,26 +211,45 @@ func (c *Conn) join(msg *wire.Message, old *Channel) {
 		c.sendReply("", msg.Ref, msg.Topic, ReplyError(unmatchedTopic))
 		return
 	}
+	// closeOld is the phx_close for a duplicate join's old join_ref, which
+	// the client gets right after the new join's reply, before anything the
+	// new channel pushes.
+	var closeOld []wire.Frame
 	if old != nil {
 		// Duplicate join: stop the old channel, join anew, then tell the
-		// client the old join_ref closed (after the new reply).
-		old.box.post(func() { old.stop(ErrDuplicateJoin, nil) })
+		// client the old join_ref closed (after the new reply), unless the
+		// old channel stopped on its own meanwhile (a leave or crash just
+		// before the join) and so has told the client already.
+		var stoppedHere atomic.Bool
+		old.box.post(func() {
+			if !old.isStopped() {
+				stoppedHere.Store(true)
+			}
+			old.stop(ErrDuplicateJoin, nil)
+		})
 		if !old.waitStopped(5 * time.Second) {
 			c.endpoint.log.Error("channel did not stop in 5s on duplicate join", "topic", msg.Topic)
-			old.markStopped()
+			if old.markStopped() {
+				stoppedHere.Store(true)
+			}
 			old.cleanup()
 		}
-		defer c.send(appendControl(c.ser, old.joinRef, old.topic, wire.EventClose, []byte("{}")))
+		if stoppedHere.Load() {
+			closeOld = []wire.Frame{appendControl(c.ser, old.joinRef, old.topic, wire.EventClose, []byte("{}"))}
+		}
 	}
 	c.mu.Lock()
 	if len(c.channels) >= c.socket.maxChannels() {
 		c.mu.Unlock()
 		c.endpoint.log.Error("too many channels joined", "topic", msg.Topic, "max", c.socket.maxChannels())
 		c.sendReply(msg.JoinRef, msg.Ref, msg.Topic, ReplyError(map[string]string{"reason": "too many channels joined"}))
+		c.sendAll(closeOld)
 		return
 	}
 	c.mu.Unlock()
 	ch := c.newChannel(msg, rt)
+	// A successful join sends these right after its reply.
+	ch.joinPushes = closeOld
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -232,6 +259,13 @@ func (c *Conn) join(msg *wire.Message, old *Channel) {
 	c.mu.Unlock()
 	if !ch.join(msg) {
 		c.removeChannel(ch)
+		c.sendAll(closeOld)
+	}
+}
+
+func (c *Conn) sendAll(fs []wire.Frame) {
+	for _, f := range fs {
+		c.send(f)
 	}
 }
 

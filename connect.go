@@ -35,6 +35,7 @@ func (e *Endpoint) connect(r *http.Request, s *Socket, transport, authToken stri
 		endpoint: e,
 		socket:   s,
 		ser:      ser,
+		tname:    transport,
 	}
 	if s.Connect != nil {
 		if err := callConnect(r.Context(), s, c); err != nil {

@@ -24,6 +24,11 @@ type Options struct {
 	DrainBatchSize int
 	// DrainInterval is the pause between drain batches; default 2s.
 	DrainInterval time.Duration
+	// LongPollSecret keys the HMAC that signs long-poll session tokens. Nil
+	// generates a random key per Endpoint; nodes that share a secret accept
+	// each other's tokens, which routing a request to the node that owns the
+	// session needs. Use at least 32 random bytes.
+	LongPollSecret []byte
 }
 
 // Endpoint serves sockets over HTTP and broadcasts to their channels from

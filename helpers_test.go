@@ -2,6 +2,7 @@ package plume_test
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -118,3 +119,78 @@ func (c *rawClient) expectNothing(d time.Duration) {
 }
 
 func (c *rawClient) Close() { c.nc.Close() }
+
+// The helpers below are for protocol_test.go and friends: frames byte for
+// byte, control frames, and handshakes that fail.
+
+// expectBinary reads the next frame and requires a binary frame equal to want.
+func (c *rawClient) expectBinary(want []byte) {
+	c.t.Helper()
+	f, err := c.read(2 * time.Second)
+	if err != nil {
+		c.t.Fatalf("want binary %x, got error %v", want, err)
+	}
+	if f.binary == nil || string(f.binary) != string(want) {
+		c.t.Fatalf("\nwant binary %x\ngot  binary %x (text %s close %d)", want, f.binary, f.text, f.close)
+	}
+}
+
+// sendFrame writes one masked client frame with any opcode and FIN bit.
+func (c *rawClient) sendFrame(op ws.OpCode, fin bool, payload []byte) {
+	c.t.Helper()
+	fr := ws.NewFrame(op, fin, append([]byte(nil), payload...))
+	if err := ws.WriteFrame(c.nc, ws.MaskFrame(fr)); err != nil {
+		c.t.Fatalf("send frame: %v", err)
+	}
+}
+
+// readFrame reads the next frame of any kind, control frames included.
+func (c *rawClient) readFrame(timeout time.Duration) (ws.OpCode, []byte, error) {
+	c.nc.SetReadDeadline(time.Now().Add(timeout))
+	h, err := ws.ReadHeader(c.nc)
+	if err != nil {
+		return 0, nil, err
+	}
+	payload := make([]byte, h.Length)
+	if _, err := ioReadFull(c.nc, payload); err != nil {
+		return 0, nil, err
+	}
+	return h.OpCode, payload, nil
+}
+
+// handshake is the outcome of an upgrade request made with plain net/http.
+type handshake struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// tryUpgrade sends a WebSocket upgrade request and reports the response; a
+// 101 connection is closed at once.
+func tryUpgrade(t testing.TB, srv *httptest.Server, query string, hdr http.Header) handshake {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/socket/websocket?"+query, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("upgrade request: %v", err)
+	}
+	defer resp.Body.Close()
+	hs := handshake{status: resp.StatusCode, header: resp.Header}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		b, _ := io.ReadAll(resp.Body)
+		hs.body = string(b)
+	}
+	return hs
+}

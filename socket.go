@@ -37,7 +37,19 @@ type Socket struct {
 	// WriteTimeout bounds one write to the network; default 10s.
 	WriteTimeout time.Duration
 	// DisableLongPoll turns off the long-poll transport at <mount>/longpoll.
+	//
+	// Long-poll is on by default, unlike Phoenix 1.8.2 and later (longpoll:
+	// false): phoenix.js's longPollFallbackMs, which falls back to long-poll
+	// where WebSockets are blocked, needs it, and a Plume session costs little
+	// to allow: its token is HMAC-signed and expires, it ends 1.5 ×
+	// LongPollWindow after its last poll, and its buffered frames are bounded
+	// by MaxQueueBytes like a WebSocket's queue.
 	DisableLongPoll bool
+	// LongPollWindow is how long a long-poll GET waits for frames before it
+	// answers 204, and how long a POST waits for each frame to be handled
+	// before it answers 408. A session that is not polled for 1.5 × the
+	// window ends. Default 10s (Phoenix's window_ms).
+	LongPollWindow time.Duration
 
 	routes []route
 }

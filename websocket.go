@@ -241,12 +241,14 @@ func (t *wsTransport) readLoop(pre []byte, s *Socket) {
 	var msgOp ws.OpCode
 	var msg []byte
 	for {
+		// Under the lock, so as not to undo the 2s close wait that
+		// closeWith sets from another goroutine.
 		t.mu.Lock()
 		closing := t.closed
-		t.mu.Unlock()
 		if !closing {
 			t.nc.SetReadDeadline(time.Now().Add(idle))
 		}
+		t.mu.Unlock()
 		h, err := readHeader(br)
 		if err != nil {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() && !closing {
@@ -265,7 +267,13 @@ func (t *wsTransport) readLoop(pre []byte, s *Socket) {
 		}
 		if h.Length > maxSize || int64(len(msg))+h.Length > maxSize {
 			t.Close(CloseTooBig, "frame too large")
-			break
+			// Skip the payload instead of closing at once, so that the
+			// close frame reaches the client (within the 2s close wait).
+			if _, err := io.CopyN(io.Discard, br, h.Length); err != nil {
+				break
+			}
+			msg = nil
+			continue
 		}
 		payload := make([]byte, h.Length)
 		if _, err := io.ReadFull(br, payload); err != nil {

@@ -74,7 +74,8 @@ type Message struct {
 	Ref     Ref
 	Topic   string
 	Event   string
-	// Payload is the raw JSON text of the payload, or its bytes when Binary.
+	// Payload is the raw JSON text of the payload (any JSON value), or its
+	// bytes when Binary. It may share memory with the decoded frame.
 	Payload []byte
 	Binary  bool
 }
@@ -90,15 +91,17 @@ type Serializer interface {
 	// Vsn is the version this serializer speaks, "1.0.0" or "2.0.0".
 	Vsn() string
 	// Decode parses one inbound frame (a WebSocket text or binary message).
-	// Any frame that Phoenix would refuse (and close the socket over) gives
-	// [ErrMalformed]. The returned Payload may share memory with data.
+	// A frame that is not a valid message gives [ErrMalformed]; Phoenix
+	// closes the socket on such frames. The returned Payload may share
+	// memory with data.
 	Decode(data []byte, binary bool) (Message, error)
 	// AppendPush encodes a channel push: join_ref set, ref null.
 	// The payload must be a JSON object unless binary.
 	//
 	// All Append methods append the frame to dst and return it as Frame.Data
 	// (dst's earlier bytes included); on error they return the zero Frame.
-	// Refs are written as given, so they must be null or valid JSON.
+	// Refs, payloads and responses are written as given, so they must be
+	// null/empty or valid JSON text (a binary payload is any bytes).
 	AppendPush(dst []byte, joinRef Ref, topic, event string, payload []byte, binary bool) (Frame, error)
 	// AppendReply encodes a reply to ref with a status and any JSON response.
 	AppendReply(dst []byte, joinRef, ref Ref, topic, status string, response []byte, binary bool) (Frame, error)

@@ -77,13 +77,24 @@ func decodeBinaryPush(b []byte) (Message, error) {
 	// Phoenix decodes an empty join_ref or ref to "", not nil, so such a
 	// frame fails the stale join_ref check. Keep that: both are strings.
 	return Message{
-		JoinRef: StringRef(string(jr)),
-		Ref:     StringRef(string(r)),
+		JoinRef: binaryRef(jr),
+		Ref:     binaryRef(r),
 		Topic:   internString(topic),
 		Event:   internString(event),
 		Payload: rest[jl+rl+tl+el:],
 		Binary:  true,
 	}, nil
+}
+
+// binaryRef is StringRef(string(b)) with one allocation when b needs no
+// escaping, as phoenix.js's decimal refs never do.
+func binaryRef(b []byte) Ref {
+	for _, c := range b {
+		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
+			return StringRef(string(b))
+		}
+	}
+	return Ref("\"" + string(b) + "\"")
 }
 
 func (v2) AppendPush(dst []byte, joinRef Ref, topic, event string, payload []byte, binary bool) (Frame, error) {

@@ -12,8 +12,8 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 
 	"github.com/plumehq/plume/pubsub"
-	"github.com/plumehq/plume/pubsub/pubsubtest"
 	"github.com/plumehq/plume/pubsub/nats"
+	"github.com/plumehq/plume/pubsub/pubsubtest"
 )
 
 func embedded(t *testing.T, port int) *server.Server {

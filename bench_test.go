@@ -1,9 +1,9 @@
 package plume
 
 import (
+	"bufio"
 	"context"
 	"fmt"
-	"bufio"
 	"net/http/httptest"
 	"runtime"
 	"strings"

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/plumehq/plume/pubsub"
+	"github.com/plumehq/plume/telemetry"
 	"github.com/plumehq/plume/wire"
 )
 
@@ -84,7 +85,19 @@ func (ch *Channel) pushRaw(event string, data []byte, binary bool) error {
 	if !ch.conn.send(f) {
 		return ErrConnClosed
 	}
+	if ch.conn.endpoint.observing() {
+		ch.emit(telemetry.Event{Kind: telemetry.Push, EventName: event, Bytes: len(data)})
+	}
 	return nil
+}
+
+// emit fills in the channel's fields and sends the event.
+func (ch *Channel) emit(ev telemetry.Event) {
+	ev.Transport = ch.conn.transport.Name()
+	ev.SocketID = ch.conn.id
+	ev.Topic = ch.topic
+	ev.Route = ch.pattern
+	ch.conn.endpoint.emit(&ev)
 }
 
 // join runs the handler's Join on the caller's goroutine (joins are
@@ -93,7 +106,9 @@ func (ch *Channel) pushRaw(event string, data []byte, binary bool) error {
 func (ch *Channel) join(msg *wire.Message) (ok bool) {
 	ch.box.hold()
 	ch.joining = true
+	start := time.Now()
 	reply, err := ch.callJoin(msg)
+	took := time.Since(start)
 	if err != nil {
 		ch.mu.Lock()
 		ch.stopped = true
@@ -106,6 +121,7 @@ func (ch *Channel) join(msg *wire.Message) (ok bool) {
 		if errors.As(err, &pe) {
 			ch.logger().Error("channel join crashed", "topic", ch.topic, "panic", fmt.Sprint(pe.value), "stack", string(pe.stack))
 			ch.conn.sendReply(msg.JoinRef, msg.Ref, ch.topic, ReplyError(map[string]string{"reason": "join crashed"}))
+			ch.emit(telemetry.Event{Kind: telemetry.ChannelRefused, Reason: "join crashed", Params: msg.Payload, Duration: took})
 			return false
 		}
 		var je *JoinError
@@ -114,7 +130,7 @@ func (ch *Channel) join(msg *wire.Message) (ok bool) {
 		} else {
 			ch.conn.sendReply(msg.JoinRef, msg.Ref, ch.topic, ReplyError(map[string]string{"reason": err.Error()}))
 		}
-		ch.logger().Info("REFUSED JOIN "+ch.topic, "reason", err.Error())
+		ch.emit(telemetry.Event{Kind: telemetry.ChannelRefused, Reason: err.Error(), Params: msg.Payload, Duration: took})
 		return false
 	}
 	if err := ch.conn.endpoint.pubsub.Subscribe(ch.topic, ch); err != nil {
@@ -129,7 +145,9 @@ func (ch *Channel) join(msg *wire.Message) (ok bool) {
 	for _, f := range pending {
 		ch.conn.send(f)
 	}
-	ch.logger().Debug("JOINED "+ch.topic, "join_ref", ch.joinRef.String())
+	if ch.conn.endpoint.observing() {
+		ch.emit(telemetry.Event{Kind: telemetry.ChannelJoined, Params: msg.Payload, Duration: took})
+	}
 	ch.box.release()
 	return true
 }
@@ -152,6 +170,7 @@ func (ch *Channel) handleIn(msg *wire.Message) {
 	// the message's may be null.
 	if msg.Event == wire.EventLeave {
 		ch.conn.sendReply(ch.joinRef, msg.Ref, ch.topic, ReplyOK(nil))
+		ch.emit(telemetry.Event{Kind: telemetry.ChannelLeft})
 		ch.stop(ErrLeft, nil)
 		return
 	}
@@ -162,11 +181,19 @@ func (ch *Channel) handleIn(msg *wire.Message) {
 	}
 	ch.curRef = msg.Ref
 	var reply Reply
+	start := time.Now()
 	err := ch.guard(func() (err error) {
 		reply, err = h.HandleIn(ch, msg.Event, Payload{data: msg.Payload, binary: msg.Binary})
 		return err
 	})
 	ch.curRef = ""
+	if ch.conn.endpoint.observing() {
+		ev := telemetry.Event{Kind: telemetry.MessageIn, EventName: msg.Event, Bytes: len(msg.Payload), Duration: time.Since(start)}
+		if !msg.Binary {
+			ev.Params = msg.Payload
+		}
+		ch.emit(ev)
+	}
 	var pe *panicError
 	if errors.As(err, &pe) {
 		ch.crash(err, pe)
@@ -242,6 +269,7 @@ func (ch *Channel) stop(reason error, notify *bool) {
 		}
 	}
 	ch.cleanup()
+	ch.emit(telemetry.Event{Kind: telemetry.ChannelTerminated, Reason: reasonName(reason), Err: reason})
 	tell := !errors.Is(reason, ErrClosed) && !errors.Is(reason, ErrDuplicateJoin) && !errors.Is(reason, ErrDraining)
 	if notify != nil {
 		tell = *notify
@@ -267,7 +295,17 @@ func (ch *Channel) crash(err error, pe *panicError) {
 		ch.logger().Error("channel crashed", "topic", ch.topic, "err", err)
 	}
 	ch.cleanup()
+	ch.emit(telemetry.Event{Kind: telemetry.ChannelTerminated, Reason: "crash", Err: err})
 	ch.sendControl(wire.EventError, []byte("{}"))
+}
+
+// reasonName is a stop reason as a short, bounded label.
+func reasonName(err error) string {
+	var se *ShutdownError
+	if errors.As(err, &se) {
+		return se.Reason
+	}
+	return "error"
 }
 
 func (ch *Channel) markStopped() bool {

@@ -12,20 +12,21 @@ import (
 	"time"
 
 	"github.com/plumehq/plume/pubsub"
+	"github.com/plumehq/plume/telemetry"
 	"github.com/plumehq/plume/wire"
 )
 
 // WebSocket close codes Plume uses. phoenix.js reconnects after any code but
 // 1000, so the server never closes with 1000 on its own initiative.
 const (
-	CloseNormal        = 1000
-	CloseGoingAway     = 1001 // "disconnect" broadcast on the socket id
-	CloseProtocolError = 1002 // idle timeout (as Bandit), framing errors
-	CloseInvalidData   = 1007 // text frame that is not UTF-8
-	CloseTooBig        = 1009 // frame above MaxFrameSize
-	CloseInternalError = 1011 // malformed Phoenix frame
+	CloseNormal         = 1000
+	CloseGoingAway      = 1001 // "disconnect" broadcast on the socket id
+	CloseProtocolError  = 1002 // idle timeout (as Bandit), framing errors
+	CloseInvalidData    = 1007 // text frame that is not UTF-8
+	CloseTooBig         = 1009 // frame above MaxFrameSize
+	CloseInternalError  = 1011 // malformed Phoenix frame
 	CloseServiceRestart = 1012 // drain on shutdown
-	CloseTryAgainLater = 1013 // outbound queue overflow (slow client)
+	CloseTryAgainLater  = 1013 // outbound queue overflow (slow client)
 )
 
 // Transport names.
@@ -75,6 +76,9 @@ type Conn struct {
 	// tname is the transport's name before transport is set (in Connect).
 	tname string
 	idSub *disconnectSubscriber
+
+	started   time.Time
+	closeCode atomic.Int32
 
 	mu       sync.Mutex
 	channels map[string]*Channel
@@ -135,6 +139,9 @@ func (s *disconnectSubscriber) Deliver(m *pubsub.Message) {
 }
 
 func (c *Conn) send(f wire.Frame) bool { return c.transport.Send(f) }
+
+// noteClose records the first close code of the connection, for telemetry.
+func (c *Conn) noteClose(code int) { c.closeCode.CompareAndSwap(0, int32(code)) }
 
 func (c *Conn) sendReply(joinRef, ref wire.Ref, topic string, r Reply) error {
 	data, bin, err := encodePayload(r.Payload)
@@ -208,6 +215,8 @@ func (c *Conn) join(msg *wire.Message, old *Channel) {
 	rt := c.socket.match(msg.Topic)
 	if rt == nil {
 		c.endpoint.log.Warn("ignoring unmatched topic", "topic", msg.Topic)
+		c.endpoint.emit(&telemetry.Event{Kind: telemetry.ChannelRefused, Transport: c.transport.Name(), SocketID: c.id,
+			Topic: msg.Topic, Reason: "unmatched topic"})
 		c.sendReply("", msg.Ref, msg.Topic, ReplyError(unmatchedTopic))
 		return
 	}
@@ -242,6 +251,8 @@ func (c *Conn) join(msg *wire.Message, old *Channel) {
 	if len(c.channels) >= c.socket.maxChannels() {
 		c.mu.Unlock()
 		c.endpoint.log.Error("too many channels joined", "topic", msg.Topic, "max", c.socket.maxChannels())
+		c.endpoint.emit(&telemetry.Event{Kind: telemetry.ChannelRefused, Transport: c.transport.Name(), SocketID: c.id,
+			Topic: msg.Topic, Route: rt.pattern, Reason: "too many channels joined"})
 		c.sendReply(msg.JoinRef, msg.Ref, msg.Topic, ReplyError(map[string]string{"reason": "too many channels joined"}))
 		c.sendAll(closeOld)
 		return
@@ -314,6 +325,7 @@ func (c *Conn) Channels() int {
 // start registers a connected Conn: it subscribes to its id topic and joins
 // the endpoint's registry.
 func (c *Conn) start() {
+	c.started = time.Now()
 	c.channels = make(map[string]*Channel)
 	c.done = make(chan struct{})
 	c.id = c.ID
@@ -357,6 +369,10 @@ func (c *Conn) Terminate() {
 			}
 		}
 		c.endpoint.untrack(c)
+		if c.endpoint.observing() {
+			c.endpoint.emit(&telemetry.Event{Kind: telemetry.SocketClosed, Transport: c.transport.Name(), SocketID: c.id,
+				Code: int(c.closeCode.Load()), Duration: time.Since(c.started)})
+		}
 		close(c.done)
 	})
 }

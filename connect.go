@@ -7,7 +7,9 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"time"
 
+	"github.com/plumehq/plume/telemetry"
 	"github.com/plumehq/plume/wire"
 )
 
@@ -22,11 +24,12 @@ func (e *Endpoint) connect(r *http.Request, s *Socket, transport, authToken stri
 	}
 	ser, err := wire.Negotiate(vsn)
 	if err != nil {
-		e.log.Warn("REFUSED CONNECTION: unsupported vsn", "vsn", vsn, "transport", transport)
+		e.refused(transport, "vsn", params, err)
 		return nil, err
 	}
 	if !s.checkOrigin(r) {
-		e.log.Error("REFUSED CONNECTION: origin not allowed", "origin", r.Header.Get("Origin"), "transport", transport)
+		e.log.Error("could not check origin for Phoenix.Socket transport", "origin", r.Header.Get("Origin"), "transport", transport)
+		e.refused(transport, "origin", params, errOrigin)
 		return nil, errOrigin
 	}
 	c := &Conn{
@@ -37,14 +40,33 @@ func (e *Endpoint) connect(r *http.Request, s *Socket, transport, authToken stri
 		ser:      ser,
 		tname:    transport,
 	}
+	if err := e.runConnect(r.Context(), s, c, transport); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// runConnect calls the socket's Connect callback and reports the outcome.
+func (e *Endpoint) runConnect(ctx context.Context, s *Socket, c *Conn, transport string) error {
+	start := time.Now()
 	if s.Connect != nil {
-		if err := callConnect(r.Context(), s, c); err != nil {
-			e.log.Info("REFUSED CONNECTION TO socket", "transport", transport, "reason", err.Error())
-			return nil, err
+		if err := callConnect(ctx, s, c); err != nil {
+			e.refused(transport, "connect", c.Params, err)
+			return err
 		}
 	}
-	e.log.Info("CONNECTED TO socket", "transport", transport, "id", c.ID, "vsn", ser.Vsn())
-	return c, nil
+	if e.observing() {
+		e.emit(&telemetry.Event{Kind: telemetry.SocketConnected, Transport: transport, SocketID: c.ID,
+			Params: map[string]any(c.Params), Duration: time.Since(start)})
+	}
+	return nil
+}
+
+func (e *Endpoint) refused(transport, reason string, params Params, err error) {
+	if e.observing() {
+		e.emit(&telemetry.Event{Kind: telemetry.SocketRefused, Transport: transport, Reason: reason,
+			Params: map[string]any(params), Err: err})
+	}
 }
 
 var errOrigin = errors.New("plume: origin not allowed")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/plumehq/plume/pubsub"
+	"github.com/plumehq/plume/telemetry"
 )
 
 // Options configures an [Endpoint]. The zero value is usable: an in-memory
@@ -17,8 +18,19 @@ import (
 type Options struct {
 	// PubSub carries broadcasts; nil creates a single-node one.
 	PubSub *pubsub.PubSub
-	// Logger receives the endpoint's logs; nil discards them.
+	// Logger receives the endpoint's logs, including Phoenix-style lines
+	// (CONNECTED TO socket, JOINED topic, HANDLED event INCOMING ON topic)
+	// at the levels of telemetry.DefaultLevels; nil discards them.
 	Logger *slog.Logger
+	// LogLevels overrides the level of log lines per event kind
+	// (telemetry.Off silences one).
+	LogLevels map[telemetry.Kind]slog.Level
+	// FilterParams names connect and join parameters whose values never
+	// reach a log line, besides "password" and "token".
+	FilterParams []string
+	// Telemetry receives every event (connects, joins, messages, pushes,
+	// broadcasts, slow clients, ...) for metrics; nil sends none.
+	Telemetry telemetry.Handler
 	// DrainBatchSize is how many connections Shutdown closes at a time;
 	// default 10,000 (Phoenix's drainer batch_size).
 	DrainBatchSize int
@@ -44,6 +56,9 @@ type Endpoint struct {
 	conns    map[*Conn]struct{}
 	draining atomic.Bool
 	lp       *longPoll
+	// observe is the telemetry handler, logger included; nil when neither
+	// a logger nor a handler is set, so hot paths skip building events.
+	observe telemetry.Handler
 }
 
 // NewEndpoint returns an Endpoint.
@@ -62,8 +77,33 @@ func NewEndpoint(opts Options) *Endpoint {
 		e.log = slog.New(slog.DiscardHandler)
 	}
 	e.lp = newLongPoll(e)
+	var hs telemetry.Multi
+	if opts.Logger != nil {
+		hs = append(hs, telemetry.NewLogger(telemetry.LogOptions{Logger: opts.Logger, Levels: opts.LogLevels, FilterParams: opts.FilterParams}))
+	}
+	if opts.Telemetry != nil {
+		hs = append(hs, opts.Telemetry)
+	}
+	switch len(hs) {
+	case 0:
+	case 1:
+		e.observe = hs[0]
+	default:
+		e.observe = hs
+	}
 	return e
 }
+
+// emit sends an event to the telemetry handlers.
+func (e *Endpoint) emit(ev *telemetry.Event) {
+	if e.observe != nil {
+		e.observe.HandleEvent(ev)
+	}
+}
+
+// observing reports whether events are wanted, so callers can skip
+// measuring.
+func (e *Endpoint) observing() bool { return e.observe != nil }
 
 // PubSub returns the endpoint's PubSub.
 func (e *Endpoint) PubSub() *pubsub.PubSub { return e.pubsub }
@@ -140,14 +180,31 @@ func (e *Endpoint) Disconnect(ctx context.Context, id string) error {
 }
 
 func (e *Endpoint) broadcastFrom(ctx context.Context, from *Channel, topic, event string, payload any) error {
+	var start time.Time
+	if e.observing() {
+		start = time.Now()
+	}
 	m, err := newMessage(topic, event, payload)
 	if err != nil {
 		return err
 	}
+	var sub pubsub.Subscriber
 	if from != nil {
-		return e.pubsub.BroadcastFrom(ctx, from, m)
+		sub = from
 	}
-	return e.pubsub.Broadcast(ctx, m)
+	var encoded time.Time
+	if e.observing() {
+		encoded = time.Now()
+	}
+	n, err := e.pubsub.Publish(ctx, sub, m)
+	if e.observing() {
+		e.emit(&telemetry.Event{Kind: telemetry.Broadcast, Topic: topic, EventName: event, Bytes: len(m.Payload),
+			Subscribers: n, Encode: encoded.Sub(start), Duration: time.Since(encoded)})
+		if err != nil {
+			e.emit(&telemetry.Event{Kind: telemetry.PubSubError, Topic: topic, Reason: "broadcast", Err: err})
+		}
+	}
+	return err
 }
 
 func newMessage(topic, event string, payload any) (*pubsub.Message, error) {
@@ -209,7 +266,9 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 				return ctx.Err()
 			}
 		}
-		for _, c := range conns[i:min(i+batch, len(conns))] {
+		chunk := conns[i:min(i+batch, len(conns))]
+		e.emit(&telemetry.Event{Kind: telemetry.Drain, Count: len(chunk)})
+		for _, c := range chunk {
 			c.drain()
 		}
 	}

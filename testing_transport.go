@@ -30,13 +30,9 @@ func (e *Endpoint) ServeTransport(ctx context.Context, s *Socket, t Transport, p
 		params = Params{}
 	}
 	c := &Conn{Params: params, Info: info, endpoint: e, socket: s, ser: ser}
-	if s.Connect != nil {
-		if err := callConnect(ctx, s, c); err != nil {
-			e.log.Info("REFUSED CONNECTION TO socket", "transport", t.Name(), "reason", err.Error())
-			return nil, err
-		}
+	if err := e.runConnect(ctx, s, c, t.Name()); err != nil {
+		return nil, err
 	}
-	e.log.Info("CONNECTED TO socket", "transport", t.Name(), "id", c.ID, "vsn", ser.Vsn())
 	c.transport = t
 	c.start()
 	return c, nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/plumehq/plume/telemetry"
 	"github.com/plumehq/plume/wire"
 )
 
@@ -38,6 +39,7 @@ func (e *Endpoint) serveWebSocket(w http.ResponseWriter, r *http.Request, s *Soc
 		return
 	}
 	if e.draining.Load() {
+		e.refused(TransportWebSocket, "draining", nil, nil)
 		http.Error(w, "", http.StatusServiceUnavailable)
 		return
 	}
@@ -84,9 +86,12 @@ type wsTransport struct {
 	queued   int
 	writing  bool
 	closed   bool
-	closeAt  time.Time
-	overflow bool
+	closeAt   time.Time
+	overflow  bool
+	highWater int
 }
+
+const highWaterStep = 64 << 10
 
 type outFrame struct {
 	data []byte
@@ -111,13 +116,23 @@ func (t *wsTransport) enqueue(f outFrame) bool {
 	}
 	if t.queued+len(f.data) > t.maxQueue && t.queued > 0 {
 		t.overflow = true
+		queued := t.queued
 		t.mu.Unlock()
-		t.conn.endpoint.log.Warn("closing slow client: outbound queue full", "id", t.conn.id, "queued_bytes", t.queued)
+		t.conn.endpoint.emit(&telemetry.Event{Kind: telemetry.SlowClient, Transport: TransportWebSocket, SocketID: t.conn.id, QueueBytes: queued})
 		t.closeWith(CloseTryAgainLater, "slow client", true)
 		return false
 	}
 	t.queue = append(t.queue, f)
 	t.queued += len(f.data)
+	if t.queued > t.highWater && t.queued >= highWaterStep {
+		// Report each doubling past 64 KiB: rare, and it shows a client
+		// falling behind before it is dropped.
+		for t.highWater < t.queued {
+			t.highWater = max(2*t.highWater, highWaterStep)
+		}
+		queued := t.queued
+		defer t.conn.endpoint.emit(&telemetry.Event{Kind: telemetry.QueueHighWater, Transport: TransportWebSocket, SocketID: t.conn.id, QueueBytes: queued})
+	}
 	t.startWriterLocked()
 	t.mu.Unlock()
 	return true
@@ -142,6 +157,7 @@ func (t *wsTransport) closeWith(code int, reason string, drop bool) {
 	}
 	t.closed = true
 	t.closeAt = time.Now()
+	t.conn.noteClose(code)
 	if drop {
 		t.queue, t.queued = nil, 0
 		// Wake a writer stuck on a client that does not read.

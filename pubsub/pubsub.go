@@ -297,17 +297,22 @@ func (ps *PubSub) Broadcast(ctx context.Context, m *Message) error {
 // Like Phoenix, it hands the message to the adapter first, then delivers
 // locally; an adapter error is returned after local delivery.
 func (ps *PubSub) BroadcastFrom(ctx context.Context, from Subscriber, m *Message) error {
+	_, err := ps.Publish(ctx, from, m)
+	return err
+}
+
+// Publish is BroadcastFrom that also reports how many local subscribers
+// received m; from may be nil.
+func (ps *PubSub) Publish(ctx context.Context, from Subscriber, m *Message) (delivered int, err error) {
 	if ps.closed.Load() {
-		return ErrClosed
+		return 0, ErrClosed
 	}
-	var err error
 	if ps.adapter != nil {
 		if err = ps.adapter.Broadcast(ctx, m); err != nil {
 			ps.fail("broadcast", err)
 		}
 	}
-	ps.dispatch(from, m)
-	return err
+	return ps.dispatch(from, m), err
 }
 
 // LocalBroadcast delivers m to this node's subscribers only and returns how

@@ -80,12 +80,12 @@ type wsTransport struct {
 	maxQueue     int
 	writeTimeout time.Duration
 
-	mu       sync.Mutex
-	queue    []outFrame
-	spare    []outFrame
-	queued   int
-	writing  bool
-	closed   bool
+	mu        sync.Mutex
+	queue     []outFrame
+	spare     []outFrame
+	queued    int
+	writing   bool
+	closed    bool
 	closeAt   time.Time
 	overflow  bool
 	highWater int

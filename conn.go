@@ -240,6 +240,7 @@ func (c *Conn) join(msg *wire.Message, old *Channel) {
 			c.endpoint.log.Error("channel did not stop in 5s on duplicate join", "topic", msg.Topic)
 			if old.markStopped() {
 				stoppedHere.Store(true)
+				old.emit(telemetry.Event{Kind: telemetry.ChannelTerminated, Reason: "duplicate_join", Err: ErrDuplicateJoin})
 			}
 			old.cleanup()
 		}

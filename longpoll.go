@@ -45,8 +45,9 @@ import (
 //     the POST answers {"status":408} at once: what Phoenix answers too, after
 //     waiting out the window for an acknowledgement its crashed session never
 //     sends (transcript LP.8). A frame above Socket.MaxFrameSize, or a body
-//     above lpMaxBody, ends the session as a WebSocket closes with 1009, and
-//     the POST answers {"status":413}.
+//     above 100 such frames in base64 or 8 MiB, whichever is less (but never
+//     less than one such frame), ends the session as a WebSocket closes with
+//     1009, and the POST answers {"status":413}.
 //   - OPTIONS answers the CORS preflight; any other method gets 400.
 //
 // Binary frames from the server cannot travel: a long-poll reply is JSON and
@@ -54,6 +55,11 @@ import (
 // the raw bytes in the JSON string, which breaks on non-UTF-8 and on the
 // client). Plume drops them and logs a warning once per session; a binary
 // reply therefore never reaches a long-poll client, whose push times out.
+//
+// A session ends, with its channels (ErrClosed), 1.5 × the window after its
+// last poll. Its token is HMAC-signed and expires (longpoll_token.go), and it
+// names the node that owns the session: see longPoll.forward for requests
+// that land on another node.
 
 const (
 	lpMaxLines = 100

@@ -13,8 +13,19 @@ import (
 type Socket struct {
 	// Connect authenticates a connection (connect/3 and id/1). It may set
 	// c.ID and c.Assigns. Returning an error refuses the connection with
-	// HTTP 403 (long-poll: {"status":403}). Nil accepts every connection.
+	// HTTP 403 (long-poll: {"status":403}), or with a close code when
+	// RefuseWithClose is set. Nil accepts every connection.
 	Connect func(ctx context.Context, c *Conn) error
+
+	// RefuseWithClose makes a WebSocket that Connect refuses complete its
+	// upgrade and close at once with a 4xxx close code and the error's
+	// message as reason, instead of failing with HTTP 403, which browsers
+	// report only as close 1006, so that phoenix.js retries forever without
+	// knowing why. The code is 4401 for errors wrapping ErrUnauthorized, the
+	// error's own for a [CloseCoder], and 4403 otherwise; pages read it in
+	// socket.onClose (docs/refusals.md). Failed origin and vsn checks keep
+	// their 403, and long-poll keeps {"status":403}.
+	RefuseWithClose bool
 
 	// CheckOrigin validates the Origin header of WebSocket and long-poll
 	// requests. Nil compares the Origin host with the request's Host, as
@@ -48,7 +59,8 @@ type Socket struct {
 	// LongPollWindow is how long a long-poll GET waits for frames before it
 	// answers 204, and how long a POST waits for each frame to be handled
 	// before it answers 408. A session that is not polled for 1.5 × the
-	// window ends. Default 10s (Phoenix's window_ms).
+	// window ends. Default 10s (Phoenix's window_ms). Keep it below the
+	// http.Server's WriteTimeout, and phoenix.js's longpollerTimeout (20s).
 	LongPollWindow time.Duration
 
 	routes []route

@@ -279,7 +279,7 @@ func (ch *Channel) stop(reason error, notify *bool) {
 			ch.sendControl(wire.EventClose, []byte("{}"))
 		} else {
 			ch.logger().Error("channel stopped with an error", "topic", ch.topic, "reason", reason.Error())
-			ch.sendControl(wire.EventError, []byte("{}"))
+			ch.sendControl(wire.EventError, crashPayload)
 		}
 	}
 }
@@ -296,7 +296,7 @@ func (ch *Channel) crash(err error, pe *panicError) {
 	}
 	ch.cleanup()
 	ch.emit(telemetry.Event{Kind: telemetry.ChannelTerminated, Reason: "crash", Err: err})
-	ch.sendControl(wire.EventError, []byte("{}"))
+	ch.sendControl(wire.EventError, crashPayload)
 }
 
 // reasonName is a stop reason as a short, bounded label.
@@ -332,6 +332,10 @@ func (ch *Channel) cleanup() {
 	ch.conn.removeChannel(ch)
 	ch.box.close()
 }
+
+// crashPayload is phx_error's payload. Phoenix sent {} up to 1.8.9 and sends
+// this since 1.8.10; phoenix.js passes it to onError either way.
+var crashPayload = []byte(`{"reason":"channel_crash"}`)
 
 // sendControl sends phx_close or phx_error, whose ref is the join_ref.
 func (ch *Channel) sendControl(event string, payload []byte) {

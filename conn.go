@@ -16,8 +16,9 @@ import (
 	"github.com/plumehq/plume/wire"
 )
 
-// WebSocket close codes Plume uses. phoenix.js reconnects after any code but
-// 1000, so the server never closes with 1000 on its own initiative.
+// WebSocket close codes Plume uses. phoenix.js before 1.8.13 does not
+// reconnect after 1000, so the server never closes with 1000 on its own
+// initiative.
 const (
 	CloseNormal         = 1000
 	CloseGoingAway      = 1001 // "disconnect" broadcast on the socket id

@@ -41,7 +41,7 @@ func (e *Endpoint) connect(r *http.Request, s *Socket, transport, authToken stri
 		tname:    transport,
 	}
 	if err := e.runConnect(r.Context(), s, c, transport); err != nil {
-		return nil, err
+		return nil, &connectRefusal{err}
 	}
 	return c, nil
 }

@@ -39,28 +39,22 @@ func ParseParams(rawQuery string) Params {
 	return p
 }
 
-// set places value at the nested path named by key ("a[b][]").
+// set places value at the nested path named by key ("a[b][]"). As in Plug,
+// a key is nested only if it ends in "]" and its first "[" is not its first
+// byte; what follows that "[" is split on "][" ("a[b]c]" is a["b]c"]), and
+// any other key is taken literally ("a[b]c"). A key deeper than
+// maxParamDepth is dropped.
 func (p Params) set(key, value string) {
-	root, rest, nested := strings.Cut(key, "[")
-	if !nested || root == "" {
+	i := strings.IndexByte(key, '[')
+	if i <= 0 || key[len(key)-1] != ']' {
 		p[key] = value
 		return
 	}
-	var path []string
-	rest = "[" + rest
-	for strings.HasPrefix(rest, "[") {
-		end := strings.IndexByte(rest, ']')
-		if end < 0 {
-			break
-		}
-		path = append(path, rest[1:end])
-		rest = rest[end+1:]
-	}
-	if len(path) == 0 {
-		p[key] = value
+	inner := key[i+1 : len(key)-1]
+	if strings.Count(inner, "][") >= maxParamDepth {
 		return
 	}
-	p[root] = insert(p[root], path, value)
+	p[key[:i]] = insert(p[key[:i]], strings.Split(inner, "]["), value)
 }
 
 const maxParamDepth = 32

@@ -29,7 +29,7 @@ func (e *Endpoint) ServeTransport(ctx context.Context, s *Socket, t Transport, p
 	if params == nil {
 		params = Params{}
 	}
-	c := &Conn{Params: params, Info: info, endpoint: e, socket: s, ser: ser}
+	c := &Conn{Params: params, Info: info, endpoint: e, socket: s, ser: ser, tname: t.Name()}
 	if err := e.runConnect(ctx, s, c, t.Name()); err != nil {
 		return nil, err
 	}

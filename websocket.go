@@ -46,6 +46,11 @@ func (e *Endpoint) serveWebSocket(w http.ResponseWriter, r *http.Request, s *Soc
 	token, _ := authTokenFromProtocols(r.Header)
 	c, err := e.connect(r, s, TransportWebSocket, token)
 	if err != nil {
+		var cr *connectRefusal
+		if s.RefuseWithClose && errors.As(err, &cr) {
+			e.refuseWithClose(w, r, s, cr.err)
+			return
+		}
 		w.WriteHeader(http.StatusForbidden)
 		return
 	}
@@ -54,6 +59,9 @@ func (e *Endpoint) serveWebSocket(w http.ResponseWriter, r *http.Request, s *Soc
 		if nc != nil {
 			nc.Close()
 		}
+		// Connect accepted it and SocketConnected went out: report its end,
+		// or connection gauges built on the events drift up.
+		e.emit(&telemetry.Event{Kind: telemetry.SocketClosed, Transport: TransportWebSocket, SocketID: c.ID})
 		return
 	}
 	t := &wsTransport{nc: nc, conn: c, maxQueue: s.maxQueueBytes(), writeTimeout: s.writeTimeout()}

@@ -2,7 +2,7 @@
 // analogue of Phoenix's :telemetry events, and ships two consumers: a
 // Phoenix-style logger and a fan-out to several handlers. A metrics bridge
 // (Prometheus, OpenTelemetry, StatsD) is a Handler of a few lines; see the
-// plume/prometheus module.
+// plumeprom module.
 package telemetry
 
 import "time"

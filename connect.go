@@ -40,7 +40,9 @@ func (e *Endpoint) connect(r *http.Request, s *Socket, transport, authToken stri
 		ser:      ser,
 		tname:    transport,
 	}
-	if err := e.runConnect(r.Context(), s, c, transport); err != nil {
+	err = e.runConnect(r.Context(), s, c, transport)
+	c.Info.Request = nil
+	if err != nil {
 		return nil, &connectRefusal{err}
 	}
 	return c, nil

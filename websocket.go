@@ -264,105 +264,195 @@ var errFrame = errors.New("websocket protocol error")
 
 // readLoop reads frames until the connection ends, then tears it down.
 func (t *wsTransport) readLoop(pre []byte, s *Socket) {
-	var src io.Reader = t.nc
-	if len(pre) > 0 {
-		src = io.MultiReader(&preReader{b: pre}, t.nc)
+	r := &frameReader{t: t, idle: s.idleTimeout(), maxSize: s.maxFrameSize()}
+	r.src.nc = t.nc
+	r.src.prefix = pre
+	r.loop()
+}
+
+func (r *frameReader) loop() {
+	t := r.t
+	for r.next() {
+		if r.br == nil && r.worked {
+			// Handling frames (JSON, joins, the user's Join) grows this
+			// goroutine's stack, and an idle reader keeps a grown stack
+			// at 4 KB or more. Go on waiting on a fresh goroutine, whose
+			// stack starts small: it costs one goroutine start per burst
+			// of client frames and saves ~2 KB per idle connection.
+			r.worked = false
+			go r.loop()
+			return
+		}
 	}
-	br := bufio.NewReaderSize(src, readBufferSize)
-	idle := s.idleTimeout()
-	maxSize := s.maxFrameSize()
-	var msgOp ws.OpCode
-	var msg []byte
-	for {
-		// Under the lock, so as not to undo the 2s close wait that
-		// closeWith sets from another goroutine.
-		t.mu.Lock()
-		closing := t.closed
-		if !closing {
-			t.nc.SetReadDeadline(time.Now().Add(idle))
-		}
-		t.mu.Unlock()
-		h, err := readHeader(br)
-		if err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() && !closing {
-				t.Close(CloseProtocolError, "idle timeout")
-				continue
-			}
-			break
-		}
-		if h.Rsv != 0 || !h.Masked {
-			t.Close(CloseProtocolError, "protocol error")
-			continue
-		}
-		if h.OpCode.IsControl() && (h.Length > 125 || !h.Fin) {
-			t.Close(CloseProtocolError, "protocol error")
-			continue
-		}
-		if h.Length > maxSize || int64(len(msg))+h.Length > maxSize {
-			t.Close(CloseTooBig, "frame too large")
-			// Skip the payload instead of closing at once, so that the
-			// close frame reaches the client (within the 2s close wait).
-			if _, err := io.CopyN(io.Discard, br, h.Length); err != nil {
-				break
-			}
-			msg = nil
-			continue
-		}
-		payload := make([]byte, h.Length)
-		if _, err := io.ReadFull(br, payload); err != nil {
-			break
-		}
-		ws.Cipher(payload, h.Mask, 0)
-		switch h.OpCode {
-		case ws.OpPing:
-			t.enqueue(outFrame{payload, ws.OpPong})
-			continue
-		case ws.OpPong:
-			continue
-		case ws.OpClose:
-			t.answerClose(payload)
-			continue
-		case ws.OpContinuation:
-			if msg == nil {
-				t.Close(CloseProtocolError, "unexpected continuation")
-				continue
-			}
-			msg = append(msg, payload...)
-		case ws.OpText, ws.OpBinary:
-			if msg != nil {
-				t.Close(CloseProtocolError, "expected continuation")
-				continue
-			}
-			msgOp, msg = h.OpCode, payload
-		default:
-			t.Close(CloseProtocolError, "unknown opcode")
-			continue
-		}
-		if !h.Fin {
-			if msg == nil {
-				msg = []byte{}
-			}
-			continue
-		}
-		data, op := msg, msgOp
-		msg = nil
-		if closing {
-			continue
-		}
-		if op == ws.OpText && !utf8.Valid(data) {
-			t.Close(CloseInvalidData, "invalid utf-8")
-			continue
-		}
-		if err := t.conn.HandleFrame(data, op == ws.OpBinary); err != nil {
-			t.conn.endpoint.log.Error("closing connection: malformed frame", "id", t.conn.id, "err", err)
-			t.Close(CloseInternalError, "malformed frame")
-		}
+	if r.br != nil {
+		r.releaseBuffer()
 	}
 	t.mu.Lock()
 	t.closed = true
 	t.mu.Unlock()
 	t.nc.Close()
 	t.conn.Terminate()
+}
+
+// frameReader holds a connection's read state. An idle connection holds no
+// read buffer: the reader waits for one byte straight from the socket, and
+// only then takes a buffer from a pool, returning it once everything that
+// arrived is handled. The waiting happens in next, whose stack frame is
+// small; handling happens in handle, whose larger frame is gone while the
+// connection idles, so the goroutine's stack can shrink to its minimum.
+type frameReader struct {
+	t       *wsTransport
+	src     prefixReader
+	br      *bufio.Reader
+	idle    time.Duration
+	maxSize int64
+	msgOp   ws.OpCode
+	msg     []byte
+	one     [1]byte
+	worked  bool // a data frame was handled since the last wait
+}
+
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+
+// prefixReader serves bytes already read, then the socket.
+type prefixReader struct {
+	prefix []byte
+	nc     net.Conn
+}
+
+func (p *prefixReader) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		return n, nil
+	}
+	return p.nc.Read(b)
+}
+
+// next reads and handles one frame; false ends the connection.
+func (r *frameReader) next() bool {
+	closing := r.t.armReadDeadline(r.idle)
+	if r.br == nil {
+		if len(r.src.prefix) == 0 {
+			if _, err := r.t.nc.Read(r.one[:]); err != nil {
+				return r.readError(err, closing)
+			}
+			r.src.prefix = r.one[:]
+		}
+		r.br = readerPool.Get().(*bufio.Reader)
+		r.br.Reset(&r.src)
+	}
+	h, err := readHeader(r.br)
+	if err != nil {
+		return r.readError(err, closing)
+	}
+	ok := r.handle(h, closing)
+	if ok && r.br.Buffered() == 0 && len(r.src.prefix) == 0 {
+		r.releaseBuffer()
+	}
+	return ok
+}
+
+func (r *frameReader) releaseBuffer() {
+	r.br.Reset(nil)
+	readerPool.Put(r.br)
+	r.br = nil
+}
+
+// armReadDeadline sets the idle deadline unless the connection is closing,
+// under the lock so as not to undo the 2s close wait that closeWith sets
+// from another goroutine. It reports whether the connection is closing.
+func (t *wsTransport) armReadDeadline(idle time.Duration) (closing bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.closed {
+		t.nc.SetReadDeadline(time.Now().Add(idle))
+	}
+	return t.closed
+}
+
+func (r *frameReader) readError(err error, closing bool) bool {
+	if ne, ok := err.(net.Error); ok && ne.Timeout() && !closing {
+		r.t.Close(CloseProtocolError, "idle timeout")
+		return true
+	}
+	return false
+}
+
+// handle reads the payload of the frame whose header is h and acts on it.
+//
+//go:noinline
+func (r *frameReader) handle(h ws.Header, closing bool) bool {
+	t := r.t
+	if h.Rsv != 0 || !h.Masked {
+		t.Close(CloseProtocolError, "protocol error")
+		return true
+	}
+	if h.OpCode.IsControl() && (h.Length > 125 || !h.Fin) {
+		t.Close(CloseProtocolError, "protocol error")
+		return true
+	}
+	if h.Length > r.maxSize || int64(len(r.msg))+h.Length > r.maxSize {
+		t.Close(CloseTooBig, "frame too large")
+		// Skip the payload instead of closing at once, so that the
+		// close frame reaches the client (within the 2s close wait).
+		if _, err := io.CopyN(io.Discard, r.br, h.Length); err != nil {
+			return false
+		}
+		r.msg = nil
+		return true
+	}
+	payload := make([]byte, h.Length)
+	if _, err := io.ReadFull(r.br, payload); err != nil {
+		return false
+	}
+	ws.Cipher(payload, h.Mask, 0)
+	switch h.OpCode {
+	case ws.OpPing:
+		t.enqueue(outFrame{payload, ws.OpPong})
+		return true
+	case ws.OpPong:
+		return true
+	case ws.OpClose:
+		t.answerClose(payload)
+		return true
+	case ws.OpContinuation:
+		if r.msg == nil {
+			t.Close(CloseProtocolError, "unexpected continuation")
+			return true
+		}
+		r.msg = append(r.msg, payload...)
+	case ws.OpText, ws.OpBinary:
+		if r.msg != nil {
+			t.Close(CloseProtocolError, "expected continuation")
+			return true
+		}
+		r.msgOp, r.msg = h.OpCode, payload
+	default:
+		t.Close(CloseProtocolError, "unknown opcode")
+		return true
+	}
+	if !h.Fin {
+		if r.msg == nil {
+			r.msg = []byte{}
+		}
+		return true
+	}
+	data, op := r.msg, r.msgOp
+	r.msg = nil
+	if closing {
+		return true
+	}
+	if op == ws.OpText && !utf8.Valid(data) {
+		t.Close(CloseInvalidData, "invalid utf-8")
+		return true
+	}
+	r.worked = true
+	if err := t.conn.HandleFrame(data, op == ws.OpBinary); err != nil {
+		t.conn.endpoint.log.Error("closing connection: malformed frame", "id", t.conn.id, "err", err)
+		t.Close(CloseInternalError, "malformed frame")
+	}
+	return true
 }
 
 // answerClose echoes the client's close code, as RFC 6455 asks.
@@ -375,17 +465,6 @@ func (t *wsTransport) answerClose(payload []byte) {
 		code = CloseNormal
 	}
 	t.Close(code, "")
-}
-
-type preReader struct{ b []byte }
-
-func (p *preReader) Read(b []byte) (int, error) {
-	if len(p.b) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(b, p.b)
-	p.b = p.b[n:]
-	return n, nil
 }
 
 // readHeader reads a frame header without allocating.

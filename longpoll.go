@@ -2,6 +2,7 @@ package plume
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
 	"io"
@@ -58,8 +59,10 @@ import (
 //
 // A session ends, with its channels (ErrClosed), 1.5 × the window after its
 // last poll. Its token is HMAC-signed and expires (longpoll_token.go), and it
-// names the node that owns the session: see longPoll.forward for requests
-// that land on another node.
+// names the node that owns the session: a request that lands on another node
+// is carried to the owner through the PubSub adapter (longpoll_cluster.go),
+// so a cluster needs no sticky sessions as long as every node shares
+// Options.LongPollSecret.
 
 const (
 	lpMaxLines = 100
@@ -77,6 +80,8 @@ type longPoll struct {
 	mu       sync.Mutex
 	sessions map[lpID]*lpSession
 	closed   bool
+
+	cl lpCluster // routing to and from other nodes (longpoll_cluster.go)
 }
 
 func newLongPoll(e *Endpoint) *longPoll {
@@ -118,6 +123,7 @@ func (lp *longPoll) serve(w http.ResponseWriter, r *http.Request, s *Socket) {
 		if !lp.checkOrigin(w, r, s) {
 			return
 		}
+		lp.attach()
 		sess, handled := lp.session(w, r, s)
 		if handled {
 			return
@@ -126,11 +132,12 @@ func (lp *longPoll) serve(w http.ResponseWriter, r *http.Request, s *Socket) {
 			lp.open(w, r, s)
 			return
 		}
-		sess.poll(w, r)
+		lpReply(w, lp.exec(r.Context(), sess, &lpRequest{}))
 	case http.MethodPost:
 		if !lp.checkOrigin(w, r, s) {
 			return
 		}
+		lp.attach()
 		sess, handled := lp.session(w, r, s)
 		if handled {
 			return
@@ -139,7 +146,11 @@ func (lp *longPoll) serve(w http.ResponseWriter, r *http.Request, s *Socket) {
 			lpWriteStatus(w, 410)
 			return
 		}
-		lp.publish(w, r, sess)
+		req, ok := lpReadPost(w, r, s)
+		if !ok {
+			return
+		}
+		lpReply(w, lp.exec(r.Context(), sess, req))
 	default:
 		w.WriteHeader(http.StatusBadRequest)
 	}
@@ -168,7 +179,7 @@ func lpTokenOf(r *http.Request) string {
 // session resolves the request's token to a live session of s on this
 // node. A forged, expired or unknown token gives nil. A valid token naming
 // another node is offered to forward first; handled reports that forward
-// answered the request.
+// answered the request (nil, false: the owner is gone or unreachable).
 func (lp *longPoll) session(w http.ResponseWriter, r *http.Request, s *Socket) (sess *lpSession, handled bool) {
 	raw := lpTokenOf(r)
 	if raw == "" {
@@ -189,22 +200,6 @@ func (lp *longPoll) session(w http.ResponseWriter, r *http.Request, s *Socket) (
 		return nil, false
 	}
 	return sess, false
-}
-
-// forward is the seam for long-poll across nodes: a request whose token was
-// signed (with the shared Options.LongPollSecret) by another node belongs to
-// a session there, and would be carried to tok.node through the PubSub
-// adapter (DirectBroadcast to a per-node topic, the owner replying on a
-// per-request topic within a pubsub timeout, as Phoenix's phx:lp: topics do).
-// It reports whether it answered the request.
-//
-// TODO(scale-out): implement. Until then it answers nothing, so the request
-// is treated as having no session: a POST gets {"status":410} and a GET
-// opens a new session on this node, which phoenix.js takes as "session gone"
-// and reconnects: long-poll behind a load balancer needs sticky sessions.
-func (lp *longPoll) forward(w http.ResponseWriter, r *http.Request, s *Socket, tok lpToken) bool {
-	lp.e.log.Debug("long-poll session owned by another node", "node", tok.node)
-	return false
 }
 
 // open runs Connect for a GET without a live session and starts a session.
@@ -281,32 +276,65 @@ func (lp *longPoll) closeAll() {
 	for _, s := range sessions {
 		<-s.conn.Done()
 	}
+	lp.detach()
 }
 
-// publish handles a POST: it reads the body and hands its frames to the
-// session in order.
-func (lp *longPoll) publish(w http.ResponseWriter, r *http.Request, sess *lpSession) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, lpMaxBody(sess.socket)))
+// lpRequest is a long-poll request for a session, as exec runs it: a poll,
+// or a POST's body. A request forwarded from another node arrives as one.
+type lpRequest struct {
+	post   bool
+	body   []byte
+	ndjson bool // body is application/x-ndjson
+	tooBig bool // the body passed lpMaxBody and was not read
+	// wait caps a poll's wait below the session's window and maxBytes the
+	// frames one reply takes (0: no cap); a forwarded poll sets both.
+	wait     time.Duration
+	maxBytes int
+}
+
+// lpReadPost reads a POST's body for s. ok is false when the client went
+// away; a body above lpMaxBody gives a request with tooBig set.
+func lpReadPost(w http.ResponseWriter, r *http.Request, s *Socket) (req *lpRequest, ok bool) {
+	req = &lpRequest{post: true}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, lpMaxBody(s)))
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			lp.e.log.Error("closing long-poll session: POST body too large", "id", sess.conn.id, "limit", tooBig.Limit)
-			sess.closeWith(CloseTooBig, "body too large", false)
-			lpWriteStatus(w, 413)
+		if !errors.As(err, &tooBig) {
+			return nil, false
 		}
-		return
+		req.tooBig = true
+		return req, true
+	}
+	req.body = body
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt == "application/x-ndjson" {
+		req.ndjson = true
+	}
+	return req, true
+}
+
+// exec runs a request against a session of this node, whether it arrived
+// here or was forwarded by another node, and returns the JSON body to answer
+// (nil: none, the client went away). A POST hands the body's frames to the
+// session in order.
+func (lp *longPoll) exec(ctx context.Context, sess *lpSession, req *lpRequest) []byte {
+	if !req.post {
+		return sess.poll(ctx, req.wait, req.maxBytes)
+	}
+	if req.tooBig {
+		lp.e.log.Error("closing long-poll session: POST body too large", "id", sess.conn.id, "limit", lpMaxBody(sess.socket))
+		sess.closeWith(CloseTooBig, "body too large", false)
+		return lpStatusBody(413)
 	}
 	var frames [][]byte
-	ndjson := false
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt == "application/x-ndjson" {
-		ndjson = true
-		frames = lpLines(body)
-	} else if len(body) > 0 {
-		frames = [][]byte{body}
+	if req.ndjson {
+		frames = lpLines(req.body)
+	} else if len(req.body) > 0 {
+		frames = [][]byte{req.body}
 	}
-	if status := sess.publish(r, frames, ndjson); status != 0 {
-		lpWriteStatus(w, status)
+	if status := sess.publish(ctx, frames, req.ndjson); status != 0 {
+		return lpStatusBody(status)
 	}
+	return nil
 }
 
 // lpLines splits an ndjson body on "\n" or "\r\n" and keeps the non-empty
@@ -328,17 +356,23 @@ func lpLines(body []byte) [][]byte {
 	return lines
 }
 
-func lpWriteStatus(w http.ResponseWriter, status int) {
+func lpWriteStatus(w http.ResponseWriter, status int) { lpWrite(w, lpStatusBody(status)) }
+
+// lpStatusBody is {"status":S}.
+func lpStatusBody(status int) []byte {
 	b := make([]byte, 0, 16)
 	b = append(b, `{"status":`...)
 	b = strconv.AppendInt(b, int64(status), 10)
-	b = append(b, '}')
-	lpWrite(w, b)
+	return append(b, '}')
 }
 
-// lpWriteMessages writes {"messages":[...],"status":S,"token":T}, each
-// message the frame's text as a JSON string (keys in Phoenix's order).
 func lpWriteMessages(w http.ResponseWriter, status int, token string, msgs [][]byte) {
+	lpWrite(w, lpMessagesBody(status, token, msgs))
+}
+
+// lpMessagesBody is {"messages":[...],"status":S,"token":T}, each message
+// the frame's text as a JSON string (keys in Phoenix's order).
+func lpMessagesBody(status int, token string, msgs [][]byte) []byte {
 	n := 64 + len(token)
 	for _, m := range msgs {
 		n += len(m) + len(m)/8 + 3
@@ -355,8 +389,14 @@ func lpWriteMessages(w http.ResponseWriter, status int, token string, msgs [][]b
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, `,"token":`...)
 	b = wire.AppendString(b, token)
-	b = append(b, '}')
-	lpWrite(w, b)
+	return append(b, '}')
+}
+
+// lpReply writes a body from exec, if any.
+func lpReply(w http.ResponseWriter, body []byte) {
+	if body != nil {
+		lpWrite(w, body)
+	}
 }
 
 func lpWrite(w http.ResponseWriter, body []byte) {

@@ -1,10 +1,10 @@
 package plume
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -185,9 +185,16 @@ func (s *lpSession) expire() {
 	s.lp.remove(s)
 }
 
-// poll answers a GET: buffered frames at once, else the first to arrive
-// within the window, else 204.
-func (s *lpSession) poll(w http.ResponseWriter, r *http.Request) {
+// poll answers a GET, local or forwarded from another node, with the JSON
+// body to reply: buffered frames at once, else the first to arrive within
+// wait (the window when 0 or longer), else 204; nil when ctx ends first (the
+// client went away). maxBytes > 0 bounds the frames taken by one reply (at
+// least one is taken), as a forwarded reply must fit a PubSub message; the
+// rest wait for the next poll.
+func (s *lpSession) poll(ctx context.Context, wait time.Duration, maxBytes int) []byte {
+	if wait <= 0 || wait > s.window {
+		wait = s.window
+	}
 	s.mu.Lock()
 	s.polls++
 	s.mu.Unlock()
@@ -202,28 +209,36 @@ func (s *lpSession) poll(w http.ResponseWriter, r *http.Request) {
 	for {
 		s.mu.Lock()
 		if len(s.buf) > 0 {
-			msgs := s.buf
+			msgs, left := s.buf, s.queued
 			s.buf, s.queued = nil, 0
+			if maxBytes > 0 {
+				n, size := 1, len(msgs[0])
+				for n < len(msgs) && size+len(msgs[n]) <= maxBytes {
+					size += len(msgs[n])
+					n++
+				}
+				if n < len(msgs) {
+					s.buf, s.queued = msgs[n:], left-size
+					msgs = msgs[:n:n]
+				}
+			}
 			token := s.tokenLocked()
-			closed := s.closed
+			closed := s.closed && len(s.buf) == 0
 			s.mu.Unlock()
 			if closed {
 				s.lp.remove(s)
 			}
-			lpWriteMessages(w, 200, token, msgs)
-			return
+			return lpMessagesBody(200, token, msgs)
 		}
 		if s.closed {
 			s.mu.Unlock()
 			s.lp.remove(s)
-			lpWriteStatus(w, 410)
-			return
+			return lpStatusBody(410)
 		}
 		if timedOut {
 			token := s.tokenLocked()
 			s.mu.Unlock()
-			lpWriteMessages(w, 204, token, nil)
-			return
+			return lpMessagesBody(204, token, nil)
 		}
 		if s.notify == nil {
 			s.notify = make(chan struct{})
@@ -231,15 +246,15 @@ func (s *lpSession) poll(w http.ResponseWriter, r *http.Request) {
 		wake := s.notify
 		s.mu.Unlock()
 		if timer == nil {
-			timer = time.NewTimer(s.window)
+			timer = time.NewTimer(wait)
 			defer timer.Stop()
 		}
 		select {
 		case <-wake:
 		case <-timer.C:
 			timedOut = true
-		case <-r.Context().Done():
-			return
+		case <-ctx.Done():
+			return nil
 		}
 	}
 }
@@ -249,14 +264,14 @@ func (s *lpSession) poll(w http.ResponseWriter, r *http.Request) {
 // within the window; the frames are handled on a goroutine of their own so
 // that a slow one (a long Join) can be answered 408 while it finishes, after
 // which the rest are dropped, as Phoenix does.
-func (s *lpSession) publish(r *http.Request, frames [][]byte, ndjson bool) int {
+func (s *lpSession) publish(ctx context.Context, frames [][]byte, ndjson bool) int {
 	timer := time.NewTimer(s.window)
 	defer timer.Stop()
 	select {
 	case s.inbound <- struct{}{}:
 	case <-timer.C:
 		return 408
-	case <-r.Context().Done():
+	case <-ctx.Done():
 		return 0
 	}
 	if s.isClosed() {

@@ -329,7 +329,7 @@ func TestChannelCrash(t *testing.T) {
 	if len(errs) != 1 {
 		t.Fatalf("want exactly one channel onError from the server, got:\n%s", evs)
 	}
-	expectJSON(t, "onError payload (the server's phx_error payload)", errs[0]["reason"], `{}`)
+	expectJSON(t, "onError payload (the server's phx_error payload)", errs[0]["reason"], `{"reason":"channel_crash"}`)
 	if n := len(evs.named("chan_close")); n != 0 {
 		t.Errorf("a crash must not close the channel (phx_close), got %d onClose", n)
 	}

@@ -97,6 +97,10 @@ type wsTransport struct {
 	closeAt   time.Time
 	overflow  bool
 	highWater int
+	// closeSent: our close frame is on the wire; peerClosed: the client's
+	// arrived. With both, the close handshake is over and TCP is closed.
+	closeSent  bool
+	peerClosed bool
 }
 
 const highWaterStep = 64 << 10
@@ -229,14 +233,18 @@ func (t *wsTransport) writeLoop() {
 		}
 		t.mu.Unlock()
 		if err != nil || sentClose {
-			if err != nil {
-				t.nc.Close()
-			}
 			t.mu.Lock()
 			t.closed = true
+			t.closeSent = sentClose
 			t.queue, t.queued = nil, 0
 			t.writing = false
+			done := err != nil || t.peerClosed
 			t.mu.Unlock()
+			if done {
+				// Both close frames have crossed (or writing failed): the
+				// server closes TCP first, as RFC 6455 §7.1.1 asks.
+				t.nc.Close()
+			}
 			return
 		}
 	}
@@ -414,8 +422,7 @@ func (r *frameReader) handle(h ws.Header, closing bool) bool {
 	case ws.OpPong:
 		return true
 	case ws.OpClose:
-		t.answerClose(payload)
-		return true
+		return !t.answerClose(payload)
 	case ws.OpContinuation:
 		if r.msg == nil {
 			t.Close(CloseProtocolError, "unexpected continuation")
@@ -456,7 +463,15 @@ func (r *frameReader) handle(h ws.Header, closing bool) bool {
 }
 
 // answerClose echoes the client's close code, as RFC 6455 asks.
-func (t *wsTransport) answerClose(payload []byte) {
+func (t *wsTransport) answerClose(payload []byte) (done bool) {
+	t.mu.Lock()
+	t.peerClosed = true
+	done = t.closeSent
+	t.mu.Unlock()
+	if done {
+		// The client answered our close frame: the handshake is over.
+		return true
+	}
 	code := CloseNormal
 	if len(payload) >= 2 {
 		code = int(binary.BigEndian.Uint16(payload))
@@ -465,6 +480,7 @@ func (t *wsTransport) answerClose(payload []byte) {
 		code = CloseNormal
 	}
 	t.Close(code, "")
+	return false
 }
 
 // readHeader reads a frame header without allocating.

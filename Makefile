@@ -22,8 +22,9 @@ vet:
 test: js lint
 	@for m in $(MODULES); do echo "== go test $$m"; (cd $$m && go test $(GOTEST_FLAGS) ./...) || exit 1; done
 
+# The donations demo; pass flags with e.g. make demo DEMO_FLAGS='-db :memory: -addr 127.0.0.1:4001'.
 demo: js
-	go run ./examples/donations
+	go run ./examples/donations $(DEMO_FLAGS)
 
 bench:
 	go test -run='^$$' -bench=. -benchmem ./...

@@ -40,10 +40,12 @@ func (m *Message) Encoded(key any, encode func() (any, error)) (any, error) {
 	return m.cache.get(key, encode)
 }
 
+// encodeCache holds a message's encoded forms. Reads are lock-free, since
+// every subscriber of a broadcast looks its form up; the mutex only orders
+// the first encode of each key.
 type encodeCache struct {
 	mu      sync.Mutex
-	entries [3]cacheEntry
-	n       int
+	entries [3]atomic.Pointer[cacheEntry]
 }
 
 type cacheEntry struct {
@@ -53,19 +55,29 @@ type cacheEntry struct {
 }
 
 func (c *encodeCache) get(key any, encode func() (any, error)) (any, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i := 0; i < c.n; i++ {
-		if c.entries[i].key == key {
-			return c.entries[i].val, c.entries[i].err
+	for i := range c.entries {
+		e := c.entries[i].Load()
+		if e == nil {
+			break
+		}
+		if e.key == key {
+			return e.val, e.err
 		}
 	}
-	v, err := encode()
-	if c.n < len(c.entries) {
-		c.entries[c.n] = cacheEntry{key, v, err}
-		c.n++
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.entries {
+		e := c.entries[i].Load()
+		if e == nil {
+			v, err := encode()
+			c.entries[i].Store(&cacheEntry{key, v, err})
+			return v, err
+		}
+		if e.key == key {
+			return e.val, e.err
+		}
 	}
-	return v, err
+	return encode() // more serializers than slots: encode without caching
 }
 
 // Subscriber receives messages. Deliver runs on the broadcaster's goroutine

@@ -319,26 +319,40 @@ func (r *shardRepl) updateRecording() {
 }
 
 func (r *shardRepl) onHeartbeat(from replica, w *wireMsg) {
-	r.putHeartbeat(from)
+	fresh := r.putHeartbeat(from)
 	if w.Delta != nil {
 		d := decodeState(w.Delta, from)
 		r.merge(d)
 		r.pushGeneration(d)
 	}
 	r.pending = appendClock(r.pending, clockEntry{from, decodeClock(w.Clocks)})
+	if fresh {
+		// A replica we had not heard from: introduce ourselves at once and
+		// ask for what it holds, instead of waiting for the next silent
+		// heartbeat (up to MaxSilentPeriods) and clock sample. This is
+		// what makes a node that starts, or comes back, see every
+		// presence within a couple of seconds. The other side does the
+		// same on our heartbeat, once.
+		r.sh.crdtMu.Lock()
+		mine := r.sh.st.clocks()
+		r.sh.crdtMu.Unlock()
+		r.direct(from.node, evHeartbeat, &wireMsg{Replica: wireReplicaOf(r.tr.self), Clocks: encodeClock(mine)})
+		r.direct(from.node, evTransferReq, &wireMsg{Replica: wireReplicaOf(r.tr.self), Ref: newMsgRef(), Clocks: encodeClock(mine)})
+	}
 }
 
 // putHeartbeat records a heartbeat: an unknown replica comes up, a down one
 // comes back, and the same node with a new vsn is a restart: the old
-// replica goes down for good and the new one comes up.
-func (r *shardRepl) putHeartbeat(from replica) {
+// replica goes down for good and the new one comes up. It reports whether
+// the replica is new or back.
+func (r *shardRepl) putHeartbeat(from replica) (fresh bool) {
 	now := time.Now()
 	p := r.peers[from.node]
 	if p == nil {
 		r.peers[from.node] = &peer{replica: from, last: now, status: statusUp}
 		r.updateRecording()
 		r.up(from)
-		return
+		return true
 	}
 	prev, prevStatus := p.replica, p.status
 	p.replica, p.last, p.status = from, now, statusUp
@@ -352,7 +366,10 @@ func (r *shardRepl) putHeartbeat(from replica) {
 	case prev != from:
 		r.permdown(prev)
 		r.up(from)
+	default:
+		return false
 	}
+	return true
 }
 
 func (r *shardRepl) pushGeneration(d *state) {

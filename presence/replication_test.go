@@ -442,3 +442,25 @@ func TestReplicationOptionsValidated(t *testing.T) {
 		}()
 	}
 }
+
+// TestReplicationLateNodeDefaultPeriods: with Phoenix's default periods
+// (heartbeats every 1.5 s, silent ones every 15 s), a node that starts next
+// to a quiet one sees its presences, and is seen, within about two
+// heartbeats, not after the next silent heartbeat.
+func TestReplicationLateNodeDefaultPeriods(t *testing.T) {
+	leakcheck.Check(t)
+	c := newCluster(t)
+	a := c.start("a", presence.Options{})
+	track(t, a.tr, 1, "room:quiet", "ann", map[string]any{"n": 1})
+	time.Sleep(2 * time.Second) // a's first heartbeat goes out to nobody
+	b := c.start("b", presence.Options{})
+	track(t, b.tr, 2, "room:quiet", "bob", map[string]any{"n": 2})
+	start := time.Now()
+	deadline := start.Add(4 * time.Second)
+	for !(len(a.tr.List("room:quiet")) == 2 && len(b.tr.List("room:quiet")) == 2) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: a lists %d, b lists %d presences, want 2 each", time.Since(start), len(a.tr.List("room:quiet")), len(b.tr.List("room:quiet")))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

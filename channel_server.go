@@ -130,7 +130,7 @@ func (ch *Channel) join(msg *wire.Message) (ok bool) {
 		} else {
 			ch.conn.sendReply(msg.JoinRef, msg.Ref, ch.topic, ReplyError(map[string]string{"reason": err.Error()}))
 		}
-		ch.emit(telemetry.Event{Kind: telemetry.ChannelRefused, Reason: err.Error(), Params: msg.Payload, Duration: took})
+		ch.emit(telemetry.Event{Kind: telemetry.ChannelRefused, Reason: refusalReason(err), Params: msg.Payload, Duration: took})
 		return false
 	}
 	if err := ch.conn.endpoint.pubsub.Subscribe(ch.topic, ch); err != nil {
@@ -352,4 +352,25 @@ func (ch *Channel) waitStopped(timeout time.Duration) bool {
 	case <-t.C:
 		return false
 	}
+}
+
+// refusalReason names a join refusal for telemetry: the "reason" of a
+// RefuseJoin reply when it has one, as Phoenix apps write
+// {:error, %{reason: "..."}}, else the error's text.
+func refusalReason(err error) string {
+	var je *JoinError
+	if errors.As(err, &je) {
+		switch r := je.Reply.(type) {
+		case map[string]string:
+			if s := r["reason"]; s != "" {
+				return s
+			}
+		case map[string]any:
+			if s, ok := r["reason"].(string); ok && s != "" {
+				return s
+			}
+		}
+		return "refused"
+	}
+	return err.Error()
 }

@@ -130,3 +130,29 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	return w.b.Write(p)
 }
+
+type vipRoom struct{}
+
+func (vipRoom) Join(*plume.Channel, string, plume.Payload) (any, error) {
+	return nil, plume.RefuseJoin(map[string]any{"reason": "members_only", "hint": "ask an admin"})
+}
+
+// TestRefusedJoinReasonComesFromTheReply: telemetry names a RefuseJoin by
+// its reply's "reason", the Phoenix convention, so metrics can count it.
+func TestRefusedJoinReasonComesFromTheReply(t *testing.T) {
+	leakcheck.Check(t)
+	events := &eventLog{}
+	sock := &plume.Socket{}
+	sock.Channel("vip:*", func() plume.ChannelHandler { return vipRoom{} })
+	ep := plume.NewEndpoint(plume.Options{Telemetry: events})
+	ep.Mount("/socket", sock)
+	srv := httptest.NewServer(ep)
+	defer srv.Close()
+	c := dialRaw(t, srv, "vsn=2.0.0", nil)
+	defer c.Close()
+	c.send(`["1","1","vip:1","phx_join",{}]`)
+	c.expect(`["1","1","vip:1","phx_reply",{"response":{"hint":"ask an admin","reason":"members_only"},"status":"error"}]`)
+	if e := events.wait(t, telemetry.ChannelRefused, nil); e.Reason != "members_only" {
+		t.Fatalf("reason %q, want members_only", e.Reason)
+	}
+}

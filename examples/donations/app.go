@@ -36,7 +36,6 @@ var (
 	errInvalidDonation = map[string]string{"reason": "invalid_donation"}
 	errInvalidUpdate   = map[string]string{"reason": "invalid_update"}
 	errInvalidRequest  = map[string]string{"reason": "invalid_request"}
-	errUnauthorized    = map[string]string{"reason": "unauthorized"}
 	// errStorage: the donation was valid but could not be stored, so it was
 	// not broadcast either.
 	errStorage = map[string]string{"reason": "storage_error"}
@@ -51,6 +50,7 @@ type App struct {
 	log      *slog.Logger
 	token    [sha256.Size]byte
 	now      func() time.Time
+	ops      *ops // nil: no user tokens, metrics or broadcast API (ops.go)
 
 	mu     sync.Mutex
 	active map[string]int // campaign id -> channels joined on this node
@@ -59,10 +59,15 @@ type App struct {
 // NewApp returns the demo on ep and st. Admin sessions must present
 // adminToken to join the dashboard.
 func NewApp(ep *plume.Endpoint, st store.Store, adminToken string) *App {
+	return newApp(ep, st, adminToken, presence.Options{})
+}
+
+// newApp is NewApp with the presence tracker's options (cluster.go).
+func newApp(ep *plume.Endpoint, st store.Store, adminToken string, po presence.Options) *App {
 	return &App{
 		ep:       ep,
 		store:    st,
-		presence: presence.New(ep, presence.Options{}),
+		presence: presence.New(ep, po),
 		log:      ep.Logger(),
 		token:    sha256.Sum256([]byte(adminToken)),
 		now:      time.Now,
@@ -75,10 +80,17 @@ func (a *App) Close() error { return a.presence.Close() }
 
 // Socket is the socket mounted at /socket: every connection is accepted,
 // and one with a user_id parameter gets the socket id
-// "user_socket:<user_id>", which POST /api/disconnect uses.
+// "user_socket:<user_id>", which POST /api/disconnect uses. With ops, a
+// connection that presents a user token is that token's user, or is
+// refused if the token does not verify (authenticate, in ops.go).
 func (a *App) Socket() *plume.Socket {
 	s := &plume.Socket{
+		// A refused user token closes with 4401, which the page reads.
+		RefuseWithClose: true,
 		Connect: func(_ context.Context, c *plume.Conn) error {
+			if handled, err := a.authenticate(c); handled {
+				return err
+			}
 			if uid, ok := c.Params["user_id"].(string); ok {
 				c.ID = userSocketID(uid)
 			}
@@ -215,7 +227,9 @@ type campaignChannel struct {
 
 func (c *campaignChannel) Join(ch *plume.Channel, topic string, p plume.Payload) (any, error) {
 	c.id = strings.TrimPrefix(topic, campaignPrefix)
-	if m, ok := payloadObject(p); ok {
+	if uid, ok := verifiedUser(ch); ok {
+		c.userID = &uid // a signed token's user, whatever the payload says
+	} else if m, ok := payloadObject(p); ok {
 		if uid, ok := m["user_id"].(string); ok {
 			c.userID = &uid
 		}
@@ -320,7 +334,7 @@ func (d *dashboardChannel) Join(ch *plume.Channel, topic string, p plume.Payload
 	m, _ := payloadObject(p)
 	token, ok := m["admin_token"].(string)
 	if !ok || !d.app.authorized(token) {
-		return nil, plume.RefuseJoin(errUnauthorized)
+		return nil, errUnauthorizedJoin
 	}
 	ch.Send(afterJoin{})
 	return nil, nil

@@ -32,7 +32,9 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	demoPNG := filepath.Join(repoRoot(t), "docs", "demo.png")
-	env := []string{"ADMIN_TOKEN=browser-token"}
+	// A fixed SECRET_KEY_BASE, so that the pages' user tokens still verify
+	// after the restart.
+	env := []string{"ADMIN_TOKEN=browser-token", "SECRET_KEY_BASE=browser-secret-key-base-0123456789abcdef"}
 	s := startServer(t, "127.0.0.1:0", db, env)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -33,7 +33,7 @@ func (a *App) Handler(phoenix http.Handler) http.Handler {
 	mux.HandleFunc("POST /api/bank_transfers", a.bankTransfer)
 	mux.HandleFunc("GET /api/campaigns/{id}", a.getCampaign)
 	mux.HandleFunc("POST /api/disconnect", a.disconnect)
-	mux.HandleFunc("GET /healthz", a.healthz)
+	a.mountOps(mux) // /healthz, /readyz, /metrics, /api/broadcast (ops.go)
 
 	pages := template.Must(template.New("").Funcs(template.FuncMap{
 		"money":   money,
@@ -45,9 +45,7 @@ func (a *App) Handler(phoenix http.Handler) http.Handler {
 	}).ParseFS(webFS, "web/*.html"))
 	mux.HandleFunc("GET /{$}", a.indexPage(pages))
 	mux.HandleFunc("GET /campaigns", openCampaign)
-	mux.HandleFunc("GET /campaigns/{id}", page(pages, "campaign.html", func(r *http.Request) any {
-		return map[string]string{"ID": r.PathValue("id")}
-	}))
+	mux.HandleFunc("GET /campaigns/{id}", page(pages, "campaign.html", a.campaignPageData))
 	mux.HandleFunc("GET /dashboard", page(pages, "dashboard.html", func(*http.Request) any { return nil }))
 
 	static, _ := fs.Sub(webFS, "web/static")
@@ -119,16 +117,6 @@ func (a *App) disconnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// healthz answers 200 while serving and 503 once draining, for load
-// balancers.
-func (a *App) healthz(w http.ResponseWriter, r *http.Request) {
-	if a.ep.Draining() {
-		http.Error(w, "draining", http.StatusServiceUnavailable)
-		return
-	}
-	io.WriteString(w, "ok\n")
 }
 
 // readObject reads a JSON body. A body that is not JSON is a 422

@@ -251,7 +251,7 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config{Addr: "127.0.0.1:4000", DB: "donations.db", AdminToken: "admin_secret", DefaultToken: true, Refresh: time.Minute}
+	want := config{Addr: "127.0.0.1:4000", DB: "donations.db", AdminToken: "admin_secret", DefaultToken: true, Refresh: time.Minute, PresenceDown: 30 * time.Second}
 	if cfg != want {
 		t.Fatalf("defaults %+v", cfg)
 	}

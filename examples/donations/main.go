@@ -11,10 +11,16 @@
 // Flags:
 //
 //	-addr         listen address (default 127.0.0.1:4000; port 0 picks one)
-//	-db           SQLite database file (default donations.db; ":memory:" keeps nothing)
+//	-db           SQLite database file (default donations.db; ":memory:" keeps nothing),
+//	              or a postgres:// URL, which several nodes share
 //	-admin-token  the dashboard's token (default $ADMIN_TOKEN, else "admin_secret")
 //	-refresh      how often watched campaigns get fresh totals (default 1m)
 //	-phoenix      where phoenix.mjs is (default: found in node_modules)
+//	-pubsub       the broker of a cluster: redis://host:port/db or nats://host:port (default: none, one node)
+//	-node         this node's name, unique in the cluster (default hostname plus pid)
+//	-presence-down  how long a node may miss heartbeats before its users leave (default 30s)
+//	-secret       signs the pages' user tokens (default $SECRET_KEY_BASE, else random per process)
+//	-broadcast-secret  the /api/broadcast secret (default $BROADCAST_SECRET; unset: the API is off)
 package main
 
 import (
@@ -32,7 +38,6 @@ import (
 	"time"
 
 	"github.com/plumehq/plume"
-	"github.com/plumehq/plume/examples/donations/store"
 	"github.com/plumehq/plume/pubsub"
 )
 
@@ -52,6 +57,12 @@ type config struct {
 	DefaultToken bool
 	Refresh      time.Duration
 	Phoenix      string
+	// Cluster: -pubsub, -node and -presence-down (cluster.go).
+	PubSub       string
+	Node         string
+	PresenceDown time.Duration
+	// Ops: -secret and -broadcast-secret (ops.go).
+	Ops opsConfig
 }
 
 // parseFlags reads the command line; getenv supplies ADMIN_TOKEN.
@@ -60,7 +71,7 @@ func parseFlags(args []string, getenv func(string) string, errOut io.Writer) (co
 	fs := flag.NewFlagSet("donations", flag.ContinueOnError)
 	fs.SetOutput(errOut)
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:4000", "listen `address` (port 0 picks a free port)")
-	fs.StringVar(&cfg.DB, "db", "donations.db", "SQLite database `file`; \":memory:\" keeps nothing")
+	fs.StringVar(&cfg.DB, "db", "donations.db", "SQLite database `file` (\":memory:\" keeps nothing), or a postgres:// URL that several nodes share")
 	envToken := getenv("ADMIN_TOKEN")
 	def := envToken
 	if def == "" {
@@ -69,9 +80,14 @@ func parseFlags(args []string, getenv func(string) string, errOut io.Writer) (co
 	fs.StringVar(&cfg.AdminToken, "admin-token", def, "the dashboard's admin `token` (default $ADMIN_TOKEN, else \"admin_secret\")")
 	fs.DurationVar(&cfg.Refresh, "refresh", time.Minute, "how often campaigns with viewers get fresh totals (campaign_refreshed)")
 	fs.StringVar(&cfg.Phoenix, "phoenix", "", "`path` of phoenix.mjs, or of the node_modules holding it (default: looked for from the working directory and the executable)")
-	// Room for more: -pubsub and -node (another node's broker) plug in here
-	// and in newPubSub.
+	fs.StringVar(&cfg.PubSub, "pubsub", "", "`URL` of the cluster's broker: redis://host:port/db or nats://host:port (default: none, one node)")
+	fs.StringVar(&cfg.Node, "node", "", "this node's `name`, unique in the cluster (default hostname plus pid)")
+	fs.DurationVar(&cfg.PresenceDown, "presence-down", defaultPresenceDown, "how long another node may miss presence heartbeats before its users leave")
+	cfg.Ops.register(fs)
 	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if err := cfg.Ops.validate(getenv); err != nil {
 		return config{}, err
 	}
 	if fs.NArg() > 0 {
@@ -85,6 +101,9 @@ func parseFlags(args []string, getenv func(string) string, errOut io.Writer) (co
 	}
 	if cfg.Refresh <= 0 {
 		return config{}, errors.New("-refresh must be positive")
+	}
+	if err := checkClusterFlags(&cfg); err != nil {
+		return config{}, err
 	}
 	return cfg, nil
 }
@@ -107,11 +126,22 @@ func main() {
 	}
 }
 
-// newPubSub returns the PubSub the endpoint broadcasts on. It is
-// single-node for now; a -pubsub flag would pick an adapter here
-// (pubsub.New(pubsub.Options{NodeName: cfg.Node, Adapter: ...})).
+// newPubSub returns the PubSub the endpoint broadcasts on: this node only,
+// or the cluster that the -pubsub broker connects (cluster.go).
 func newPubSub(cfg config, log *slog.Logger) (*pubsub.PubSub, func(), error) {
-	return pubsub.NewLocal(), func() {}, nil
+	a, err := newAdapter(cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if a == nil {
+		return pubsub.NewLocal(), func() {}, nil
+	}
+	ps, err := pubsub.New(pubsub.Options{Adapter: a})
+	if err != nil {
+		a.Close()
+		return nil, nil, err
+	}
+	return ps, func() { ps.Close() }, nil
 }
 
 // run serves until ctx ends, then drains: the endpoint closes its
@@ -127,14 +157,20 @@ func run(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) er
 	}
 	defer closePubSub()
 
-	st, err := store.OpenSQLite(ctx, cfg.DB)
+	clusterWarnings(cfg, log)
+	st, err := newStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 
-	ep := plume.NewEndpoint(plume.Options{PubSub: ps, Logger: log})
-	app := NewApp(ep, st, cfg.AdminToken)
+	ops, err := newOps(cfg.Ops, log)
+	if err != nil {
+		return err
+	}
+	ep := plume.NewEndpoint(plume.Options{PubSub: ps, Logger: log, Telemetry: ops.Metrics, LongPollSecret: longPollSecret(cfg)})
+	app := newApp(ep, st, cfg.AdminToken, presenceOptions(cfg))
+	app.useOps(ops)
 	ep.Mount("/socket", app.Socket())
 	phoenix := newPhoenixAsset(cfg.Phoenix, searchDirs(), log)
 
@@ -159,7 +195,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) er
 	}()
 
 	url := "http://" + ln.Addr().String() + "/"
-	log.Info("listening", "url", url, "db", cfg.DB, "refresh", cfg.Refresh)
+	log.Info("listening", "url", url, "db", redactURL(cfg.DB), "node", ps.NodeName(), "pubsub", redactURL(cfg.PubSub), "refresh", cfg.Refresh)
 	fmt.Fprintf(stdout, "Donations demo: open %s\n", url)
 
 	select {

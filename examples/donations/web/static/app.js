@@ -68,8 +68,9 @@ const connLabels = { connecting: "Connecting…", live: "Live", reconnecting: "R
 function connection(socket, channel) {
   const node = $("conn")
   let everLive = false
+  let done = false // stopped: the socket's late close events must not touch the pill
   const set = (state) => {
-    if (!node) return
+    if (!node || done) return
     node.dataset.state = state
     node.querySelector(".conn-label").textContent = connLabels[state]
   }
@@ -85,6 +86,7 @@ function connection(socket, channel) {
     },
     stopped() {
       set("offline")
+      done = true
     },
   }
 }
@@ -106,16 +108,49 @@ async function loadPhoenix() {
 // ---------------------------------------------------------------------------
 // Campaign page
 
-// viewerID names this tab in the presence list: one per tab, kept across
-// reloads of the tab.
-function viewerID() {
-  let id = sessionStorage.getItem("plume-viewer")
-  if (!id) {
-    id = "guest-" + String(Math.floor(1000 + Math.random() * 9000))
-    sessionStorage.setItem("plume-viewer", id)
+// viewer is this tab's user: its id, which names it in the presence list,
+// and the token that proves it. The server renders a fresh guest and its
+// signed token (a Phoenix.Token) into every campaign page, as
+// <meta name="user-id"> and <meta name="user-token">: Phoenix's
+// window.userToken, in meta tags because the Content-Security-Policy allows
+// no inline script. The tab keeps the pair in sessionStorage, so that a
+// reload stays the same viewer. A page without a token (a server without
+// user tokens) falls back to an id of the tab's own, sent unsigned as the
+// user_id param, as the demo contract allows.
+function viewer() {
+  const meta = (name) => {
+    const m = document.querySelector(`meta[name="${name}"]`)
+    return m ? m.content : ""
   }
-  return id
+  let id = sessionStorage.getItem("plume-viewer")
+  let token = sessionStorage.getItem("plume-viewer-token")
+  if (meta("user-token")) {
+    if (!id || !token) {
+      id = meta("user-id")
+      token = meta("user-token")
+      sessionStorage.setItem("plume-viewer", id)
+      sessionStorage.setItem("plume-viewer-token", token)
+    }
+  } else {
+    token = null
+    if (!id) {
+      id = "guest-" + String(Math.floor(1000 + Math.random() * 9000))
+      sessionStorage.setItem("plume-viewer", id)
+    }
+  }
+  window.userToken = token
+  return { id, token }
 }
+
+// forgetViewer drops the tab's user, so that the next load of the page
+// starts afresh with the token the server renders into it.
+function forgetViewer() {
+  sessionStorage.removeItem("plume-viewer")
+  sessionStorage.removeItem("plume-viewer-token")
+}
+
+// Close codes of refused connections (the server's Socket.RefuseWithClose).
+const closeUnauthorized = 4401
 
 const donateErrors = {
   invalid_donation: "Please enter your name (up to 100 characters) and an amount above $0, in dollars and cents.",
@@ -135,12 +170,37 @@ async function campaignPage() {
   if (!phx) return
   const { Socket, Presence } = phx
   const id = document.body.dataset.campaign
-  const me = viewerID()
+  const { id: me, token } = viewer()
 
-  const socket = new Socket("/socket", { params: { user_id: me } })
-  const channel = socket.channel("campaign:" + id, { user_id: me })
+  // The token goes as phoenix.js's authToken (in the WebSocket's
+  // Sec-WebSocket-Protocol header, not the URL, so no access log keeps it);
+  // the server takes the user id from it, not from the join payload.
+  const socket = new Socket("/socket", token ? { authToken: token } : { params: { user_id: me } })
+  const channel = socket.channel("campaign:" + id, token ? {} : { user_id: me })
   const presence = new Presence(channel)
   const conn = connection(socket, channel)
+
+  // A token that no longer verifies (expired, or signed with another
+  // secret: the server restarted without SECRET_KEY_BASE) makes the server
+  // accept the WebSocket and close it at once with 4401 and a reason such
+  // as "token expired: unauthorized". phoenix.js hands that close to
+  // onClose and would reconnect with the same token forever: stop it, and
+  // say what to do. Other 4xxx codes are refusals too. Everything else
+  // (1006 while the server is down, 1012 while it drains) is retried by
+  // phoenix.js as usual. (A long-poll connection would get {"status": 403}
+  // instead, which phoenix.js reports as close 1008; this page uses
+  // WebSockets only.)
+  socket.onClose((e) => {
+    if (!e || e.code < 4000 || e.code > 4999) return
+    socket.disconnect()
+    conn.stopped()
+    if (e.code === closeUnauthorized) {
+      forgetViewer()
+      fatal("Your session has expired (" + (e.reason || "unauthorized") + "). Reload the page to start a new one.")
+    } else {
+      fatal("The server refused the connection: " + (e.reason || "code " + e.code) + ".")
+    }
+  })
 
   let figures = null
   const show = (c) => {
@@ -407,6 +467,7 @@ function dashboard({ Socket, Presence }, token, { ok, refused }) {
       lookup.removeEventListener("submit", onLookup)
       channel.leave()
       socket.disconnect()
+      conn.stopped()
     },
   }
 }

@@ -17,11 +17,12 @@ import (
 
 // Running several nodes: every node of a cluster is this binary started
 // with the same -pubsub broker, the same PostgreSQL -db, the same -secret
-// (or SECRET_KEY_BASE, see ops.go) and a -node name of its own. Broadcasts (donations, campaign updates,
-// disconnects) reach the clients of every node through the broker,
-// presences are replicated between the nodes' trackers as Phoenix.Tracker
-// does, long-poll requests that land on another node are forwarded to the
-// node holding the session, and all nodes read and write the same totals.
+// (or SECRET_KEY_BASE, see ops.go) and a -node name of its own.
+// Broadcasts (donations, campaign updates, disconnects) reach the clients
+// of every node through the broker, presences are replicated between the
+// nodes' trackers as Phoenix.Tracker does, long-poll requests that land on
+// another node are forwarded to the node holding the session, and all
+// nodes read and write the same totals.
 
 // defaultPresenceDown is Phoenix.Tracker's down_period.
 const defaultPresenceDown = 30 * time.Second

@@ -173,7 +173,8 @@ func requirePostgres(t *testing.T) string {
 	defer cancel()
 	c, err := pgx.Connect(ctx, u)
 	if err != nil {
-		skipOrFail(t, "PostgreSQL is not reachable: "+err.Error())
+		msg := strings.Join(strings.Fields(err.Error()), " ")
+		skipOrFail(t, "PostgreSQL is not reachable: "+msg)
 	}
 	c.Close(ctx)
 	return u

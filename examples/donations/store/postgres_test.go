@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,21 +28,36 @@ func pgBaseURL() string {
 	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable&connect_timeout=5"
 }
 
+// requirePostgres skips the test, with a one-line reason, when PostgreSQL
+// is unreachable (fails under PLUME_REQUIRE_SERVICES=1).
+func requirePostgres(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, pgBaseURL())
+	if err != nil {
+		msg := strings.Join(strings.Fields(err.Error()), " ")
+		msg = "PostgreSQL is not reachable: " + msg
+		if os.Getenv("PLUME_REQUIRE_SERVICES") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	conn.Close(ctx)
+}
+
 // pgSchemaURL creates a schema of its own for one test, dropped at
 // cleanup, and returns the URL of a store in it. It skips the test when
 // PostgreSQL is unreachable (fails under PLUME_REQUIRE_SERVICES=1).
 func pgSchemaURL(t *testing.T) string {
 	t.Helper()
+	requirePostgres(t)
 	base := pgBaseURL()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
-		msg := "PostgreSQL is unreachable at " + base + ": " + err.Error()
-		if os.Getenv("PLUME_REQUIRE_SERVICES") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
 	var b [6]byte
@@ -90,6 +106,7 @@ func openPostgres(t *testing.T, u string) *pgAt {
 
 func TestPostgres(t *testing.T) {
 	leakcheck.Check(t)
+	requirePostgres(t)
 	storetest.Run(t, storetest.Factory{
 		New: func(t *testing.T) store.Store { return openPostgres(t, pgSchemaURL(t)) },
 		Reopen: func(t *testing.T, s store.Store) store.Store {

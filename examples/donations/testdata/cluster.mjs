@@ -93,15 +93,15 @@ async function main() {
   // alice, bob and carol on nodes 0, 1 and 2. The nodes have just
   // started: a node's first presences reach a node that has not heard
   // from it yet by a transfer, once heartbeats have introduced them
-  // (Phoenix.Tracker's catch-up), which takes a few heartbeat periods.
+  // (Phoenix.Tracker's catch-up), which takes about two heartbeats.
   const alice = await viewer(0, "alice")
   const bob = await viewer(1, "bob")
   const carol = await viewer(2, "carol")
   let t0 = performance.now()
   const three = { alice: 1, bob: 1, carol: 1 } // keys sorted, as metas lists them
-  await until(() => [alice, bob, carol].every((v) => sameMetas(v, three)), "every viewer lists everyone", 5000, show([alice, bob, carol]))
+  await until(() => [alice, bob, carol].every((v) => sameMetas(v, three)), "every viewer lists everyone", 2000, show([alice, bob, carol]))
   timing("presence_cold_start", performance.now() - t0)
-  step("presence: viewers on three freshly started nodes list each other")
+  step("presence: viewers on three freshly started nodes list each other within 2 s")
 
   // Then dave opens two tabs, on nodes 0 and 2 (one key, two metas):
   // every node lists them within 2 s.

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/plumehq/plume/internal/testenv"
 	"io"
 	"log"
 	"net/http"
@@ -756,8 +757,5 @@ func TestLongPollClusterNodeClient(t *testing.T) {
 
 func lpcSkip(t *testing.T, reason string) {
 	t.Helper()
-	if os.Getenv("PLUME_REQUIRE_SERVICES") == "1" {
-		t.Fatal(reason)
-	}
-	t.Skip(reason)
+	testenv.SkipOrFail(t, reason)
 }

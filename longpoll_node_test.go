@@ -5,9 +5,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/plumehq/plume/internal/testenv"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -24,18 +24,7 @@ import (
 
 func lpRequireNode(t *testing.T) {
 	t.Helper()
-	skip := func(reason string) {
-		if os.Getenv("PLUME_REQUIRE_SERVICES") == "1" {
-			t.Fatal(reason)
-		}
-		t.Skip(reason)
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		skip("node is not installed")
-	}
-	if _, err := os.Stat("node_modules/phoenix/package.json"); err != nil {
-		skip("node_modules/phoenix is missing (make js)")
-	}
+	testenv.Node(t)
 }
 
 // lpNode is a running script; its stdout lines arrive on lines.

@@ -7,11 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/plumehq/plume/internal/testenv"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"strings"
 	"sync/atomic"
@@ -242,20 +242,7 @@ setTimeout(() => { out({ ev: "timeout" }); process.exit(1) }, 10000)
 
 func requireNodePhoenix(t *testing.T) {
 	t.Helper()
-	skip := func(reason string) {
-		if os.Getenv("PLUME_REQUIRE_SERVICES") == "1" {
-			t.Fatal(reason)
-		}
-		t.Skip(reason)
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		skip("node is not installed")
-	}
-	for _, pkg := range []string{"phoenix", "ws"} {
-		if _, err := os.Stat("node_modules/" + pkg + "/package.json"); err != nil {
-			skip("node_modules/" + pkg + " is missing (make js)")
-		}
-	}
+	testenv.Node(t)
 }
 
 // runRefuseScript runs refuseScript against srv and returns its JSON lines.

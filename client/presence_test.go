@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/plumehq/plume/internal/testenv"
 	"math/rand/v2"
 	"net/http/httptest"
 	"os"
@@ -404,8 +405,5 @@ func randomState(rng *rand.Rand, maxKeys int) json.RawMessage {
 
 func skipOrFail(t *testing.T, reason string) {
 	t.Helper()
-	if os.Getenv("PLUME_REQUIRE_SERVICES") == "1" {
-		t.Fatal(reason)
-	}
-	t.Skip(reason)
+	testenv.SkipOrFail(t, reason)
 }

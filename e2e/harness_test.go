@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/plumehq/plume/internal/testenv"
 	"io"
 	"os"
 	"os/exec"
@@ -38,10 +39,7 @@ func requireNode(t *testing.T) string {
 
 func skipOrFail(t *testing.T, reason string) {
 	t.Helper()
-	if os.Getenv("PLUME_REQUIRE_SERVICES") == "1" {
-		t.Fatal(reason)
-	}
-	t.Skip(reason)
+	testenv.SkipOrFail(t, reason)
 }
 
 // event is one JSON line a scenario printed.

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
+	"github.com/plumehq/plume/internal/testenv"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -19,21 +19,7 @@ import (
 // PLUME_REQUIRE_SERVICES=1) when node or the phoenix client is missing.
 func requireNode(t *testing.T) string {
 	t.Helper()
-	skip := func(reason string) {
-		if os.Getenv("PLUME_REQUIRE_SERVICES") == "1" {
-			t.Fatal(reason)
-		}
-		t.Skip(reason)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		skip("node is not installed")
-	}
-	for _, pkg := range []string{"phoenix", "ws"} {
-		if _, err := os.Stat(filepath.Join("..", "node_modules", pkg, "package.json")); err != nil {
-			skip("node_modules/" + pkg + " is missing (run make js)")
-		}
-	}
+	node, _ := testenv.Node(t)
 	return node
 }
 

@@ -7,9 +7,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/plumehq/plume/internal/testenv"
 	"io"
 	"log/slog"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -152,12 +152,7 @@ func runCluster(t *testing.T, node, pubsubURL, db string) {
 // listens at addr.
 func requireTCP(t *testing.T, name, addr string) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		skipOrFail(t, name+" is not reachable at "+addr)
-		return
-	}
-	c.Close()
+	testenv.TCP(t, name, addr)
 }
 
 // requirePostgres returns the test database's URL ($PLUME_POSTGRES_URL,

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/plumehq/plume/internal/testenv"
 	"io"
 	"net"
 	"net/http"
@@ -89,10 +90,7 @@ func requireNode(t *testing.T, pkgs ...string) string {
 
 func skipOrFail(t *testing.T, reason string) {
 	t.Helper()
-	if os.Getenv("PLUME_REQUIRE_SERVICES") == "1" {
-		t.Fatal(reason)
-	}
-	t.Skip(reason)
+	testenv.SkipOrFail(t, reason)
 }
 
 func repoRoot(t *testing.T) string {

@@ -3,8 +3,8 @@ package nats_test
 import (
 	"context"
 	"fmt"
+	"github.com/plumehq/plume/internal/testenv"
 	"net"
-	"os"
 	"testing"
 	"time"
 
@@ -46,14 +46,7 @@ func TestEmbeddedNATS(t *testing.T) {
 }
 
 func TestRealNATS(t *testing.T) {
-	c, err := net.DialTimeout("tcp", "127.0.0.1:4222", time.Second)
-	if err != nil {
-		if os.Getenv("PLUME_REQUIRE_SERVICES") == "1" {
-			t.Fatalf("NATS required but not reachable at 127.0.0.1:4222: %v", err)
-		}
-		t.Skip("no NATS server at 127.0.0.1:4222")
-	}
-	c.Close()
+	testenv.TCP(t, "NATS server", "127.0.0.1:4222")
 	pubsubtest.Run(t, newAdapterFor("nats://127.0.0.1:4222", fmt.Sprintf("test%d", time.Now().UnixNano())))
 }
 

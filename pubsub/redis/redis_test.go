@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/plumehq/plume/internal/testenv"
 	"log/slog"
 	"net"
 	"os"
@@ -30,14 +31,7 @@ const realAddr = "127.0.0.1:6379"
 // needRedis skips (or, in CI, fails) when no Redis listens at realAddr.
 func needRedis(t testing.TB) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", realAddr, time.Second)
-	if err != nil {
-		if os.Getenv("PLUME_REQUIRE_SERVICES") == "1" {
-			t.Fatalf("Redis required but not reachable at %s: %v", realAddr, err)
-		}
-		t.Skip("no Redis server at " + realAddr)
-	}
-	c.Close()
+	testenv.TCP(t, "Redis server", realAddr)
 }
 
 var seq atomic.Int64

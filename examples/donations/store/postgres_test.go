@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"github.com/plumehq/plume/internal/testenv"
 	"net/url"
 	"os"
 	"strings"
@@ -37,11 +38,8 @@ func requirePostgres(t *testing.T) {
 	conn, err := pgx.Connect(ctx, pgBaseURL())
 	if err != nil {
 		msg := strings.Join(strings.Fields(err.Error()), " ")
-		msg = "PostgreSQL is not reachable: " + msg
-		if os.Getenv("PLUME_REQUIRE_SERVICES") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		testenv.SkipOrFail(t, "PostgreSQL is not reachable: "+msg)
+		return
 	}
 	conn.Close(ctx)
 }

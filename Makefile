@@ -26,5 +26,7 @@ test: js lint
 demo: js
 	go run ./examples/donations $(DEMO_FLAGS)
 
+# Plume against Centrifuge (bench/run.sh; a few minutes). The figures in
+# docs/benchmarks.md come from BENCH_SIZE=full; microbenchmarks are listed there.
 bench:
-	go test -run='^$$' -bench=. -benchmem ./...
+	bench/run.sh

@@ -7,10 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,6 +21,8 @@ import (
 // config is a bench run. Limits keep every run bounded in count and time.
 type config struct {
 	URL             string        `json:"url"`
+	Protocol        string        `json:"protocol"` // "phoenix" (default) or "centrifuge"
+	Mode            string        `json:"mode"`     // modeFanout (default) or modePresence
 	Conns           int           `json:"conns"`
 	Topics          int           `json:"topics"`
 	Publishers      int           `json:"publishers"`
@@ -29,6 +33,7 @@ type config struct {
 	Workers         int           `json:"workers"`
 	DialConcurrency int           `json:"dial_concurrency"`
 	Quiet           time.Duration `json:"quiet"`
+	Hold            time.Duration `json:"hold"`
 	PID             int           `json:"pid"`
 	JSON            bool          `json:"-"`
 }
@@ -44,6 +49,17 @@ const (
 	spreadAbove   = 25_000
 )
 
+// Modes of a bench run.
+const (
+	// modeFanout: receivers join topics, publishers publish, receivers
+	// count and time what they get.
+	modeFanout = "fanout"
+	// modePresence: every connection joins one presence topic as its own
+	// user; measured is how long until every connection's list of present
+	// users is complete. There are no publishers.
+	modePresence = "presence"
+)
+
 // connectLimit bounds the connect phase: 10 s plus 2 ms per connection.
 func (c *config) connectLimit() time.Duration {
 	return min(10*time.Second+time.Duration(c.Conns+c.Publishers)*2*time.Millisecond, 10*time.Minute)
@@ -51,7 +67,7 @@ func (c *config) connectLimit() time.Duration {
 
 // timeLimit bounds a whole run.
 func (c *config) timeLimit() time.Duration {
-	return c.connectLimit() + c.Duration + drainLimit + 10*time.Second
+	return c.connectLimit() + c.Hold + c.Duration + drainLimit + 10*time.Second
 }
 
 func (c *config) total() int { return c.Conns + c.Publishers }
@@ -60,12 +76,29 @@ func (c *config) validate() error {
 	if _, err := parseLoopbackURL(c.URL); err != nil {
 		return err
 	}
+	if _, err := protoByName(c.Protocol); err != nil {
+		return err
+	}
+	minPublishers := 1
+	switch c.Mode {
+	case "", modeFanout:
+	case modePresence:
+		minPublishers = 0
+		if c.Topics != 1 || c.Publishers != 0 {
+			return errors.New("-mode presence: one topic and no publishers")
+		}
+		if c.Conns > maxPresenceUsers {
+			return fmt.Errorf("-mode presence: at most %d users", maxPresenceUsers)
+		}
+	default:
+		return fmt.Errorf("-mode %q: want %s or %s", c.Mode, modeFanout, modePresence)
+	}
 	switch {
 	case c.Conns < 1 || c.Conns > maxConns:
 		return fmt.Errorf("-conns must be 1..%d", maxConns)
 	case c.Topics < 1 || c.Topics > c.Conns:
 		return errors.New("-topics must be 1..conns")
-	case c.Publishers < 1 || c.Publishers > maxPublishers:
+	case c.Publishers < minPublishers || c.Publishers > maxPublishers:
 		return fmt.Errorf("-publishers must be 1..%d", maxPublishers)
 	case c.Rate < 0:
 		return errors.New("-rate must be >= 0 (0 is flat out)")
@@ -81,6 +114,8 @@ func (c *config) validate() error {
 		return errors.New("-dial-concurrency must be 1..1000")
 	case c.Quiet <= 0 || c.Quiet > drainLimit:
 		return fmt.Errorf("-quiet must be in (0, %v]", drainLimit)
+	case c.Hold < 0 || c.Hold > maxDuration:
+		return fmt.Errorf("-hold must be in [0, %v]", maxDuration)
 	}
 	if per := (c.total() + c.Workers - 1) / c.Workers; per > maxConnsPerProcess {
 		return fmt.Errorf("%d connections per process: one process holds at most %d here (20,000 open files); use -workers %d",
@@ -127,12 +162,16 @@ func isLoopbackHost(h string) bool {
 // Report is the result of a bench run.
 type Report struct {
 	URL        string  `json:"url"`
+	Protocol   string  `json:"protocol"`
+	Mode       string  `json:"mode"`
 	Conns      int     `json:"conns"`
 	Topics     int     `json:"topics"`
 	Publishers int     `json:"publishers"`
 	Workers    int     `json:"workers"`
 	Size       int     `json:"size"`
 	Rate       float64 `json:"rate"` // requested messages/s over all publishers; 0 = flat out
+
+	HoldSeconds float64 `json:"hold_seconds,omitempty"`
 
 	Connect struct {
 		Attempted      int         `json:"attempted"`
@@ -146,23 +185,44 @@ type Report struct {
 		SourceSpreaded bool        `json:"source_spread"`
 	} `json:"connect"`
 
-	Messages struct {
-		Sent             int64   `json:"sent"`
-		Expected         int64   `json:"expected_deliveries"`
-		Delivered        int64   `json:"delivered"`
-		Missed           int64   `json:"missed"`
-		Duplicated       int64   `json:"duplicated"`
-		Seconds          float64 `json:"seconds"`         // first send to last delivery
-		PublishSeconds   float64 `json:"publish_seconds"` // first send to last send
-		SentPerSec       float64 `json:"sent_per_sec"`    // over PublishSeconds
-		DeliveriesPerSec float64 `json:"deliveries_per_sec"`
-		PublishErrors    int64   `json:"publish_errors"`
-		Disconnects      int64   `json:"disconnects"`
-	} `json:"messages"`
+	Messages messageStats `json:"messages"`
 
 	LatencyMs Percentiles `json:"latency_ms"`
 
+	Presence *PresenceReport `json:"presence,omitempty"`
+
 	Server *ServerReport `json:"server,omitempty"`
+}
+
+// messageStats is the publish phase of a report.
+type messageStats struct {
+	Sent             int64   `json:"sent"`
+	Expected         int64   `json:"expected_deliveries"`
+	Delivered        int64   `json:"delivered"`
+	Missed           int64   `json:"missed"`
+	Duplicated       int64   `json:"duplicated"`
+	Seconds          float64 `json:"seconds"`         // first send to last delivery
+	PublishSeconds   float64 `json:"publish_seconds"` // first send to last send
+	SentPerSec       float64 `json:"sent_per_sec"`    // over PublishSeconds
+	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
+	PublishErrors    int64   `json:"publish_errors"`
+	Disconnects      int64   `json:"disconnects"`
+	// DisconnectedBy counts disconnects by the server's close code and
+	// reason ("connection lost" without a close frame).
+	DisconnectedBy map[string]int `json:"disconnected_by,omitempty"`
+}
+
+// PresenceReport is what -mode presence measures.
+type PresenceReport struct {
+	Users int `json:"users"`
+	// Complete counts the connections whose list held every user.
+	Complete int `json:"complete"`
+	// AllCompleteSeconds is the time from the first dial until the last
+	// connection's list was complete (0 if some never were).
+	AllCompleteSeconds float64 `json:"all_complete_seconds"`
+	// CompleteMs is, per connection, the time from sending its join until
+	// its list was complete.
+	CompleteMs Percentiles `json:"complete_ms"`
 }
 
 // Percentiles of a distribution, in milliseconds.
@@ -186,7 +246,13 @@ type ServerReport struct {
 	// RSSPerConnKB is the VmRSS growth from before connecting to after
 	// every connection joined, divided by the connections.
 	RSSPerConnKB float64 `json:"rss_per_conn_kb"`
-	// CPUSeconds is utime+stime over the publish phase (go to drained).
+	// With -hold: the same once the joined connections were held idle
+	// (heartbeats only) for that long, when the connect phase's garbage
+	// has been collected and its memory returned.
+	RSSHeldMB        float64 `json:"rss_held_mb,omitempty"`
+	RSSPerConnHeldKB float64 `json:"rss_per_conn_held_kb,omitempty"`
+	// CPUSeconds is utime+stime over the publish phase (go to drained);
+	// in presence mode, over the whole run (first dial to drained).
 	CPUSeconds float64 `json:"cpu_seconds"`
 	// CPUSecondsPerMillion is CPUSeconds per million deliveries.
 	CPUSecondsPerMillion float64 `json:"cpu_seconds_per_million_deliveries"`
@@ -323,9 +389,24 @@ func runBench(ctx context.Context, cfg config, spawn spawnFunc) (*Report, error)
 			return nil, err
 		}
 	}
-	var connected procStat
+	var connected, held procStat
 	if cfg.PID > 0 {
 		connected, _ = readProcStat(cfg.PID)
+	}
+	if cfg.Hold > 0 {
+		// Workers keep heartbeating meanwhile.
+		t := time.NewTimer(cfg.Hold)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+		if cfg.PID > 0 {
+			held, _ = readProcStat(cfg.PID)
+			// CPU is counted from here: the publish phase.
+			connected.CPUSeconds = held.CPUSeconds
+		}
 	}
 	for _, h := range handles {
 		if err := h.enc.Encode(coordMsg{Go: true}); err != nil {
@@ -347,6 +428,20 @@ func runBench(ctx context.Context, cfg config, spawn spawnFunc) (*Report, error)
 			return nil, err
 		}
 	}
+	for _, h := range handles {
+		if _, err := h.expect("drained"); err != nil {
+			return nil, err
+		}
+	}
+	var after procStat
+	if cfg.PID > 0 {
+		after, _ = readProcStat(cfg.PID)
+	}
+	for _, h := range handles {
+		if err := h.enc.Encode(coordMsg{Close: true}); err != nil {
+			return nil, err
+		}
+	}
 	var reports []*workerReport
 	for _, h := range handles {
 		m, err := h.expect("report")
@@ -355,12 +450,9 @@ func runBench(ctx context.Context, cfg config, spawn spawnFunc) (*Report, error)
 		}
 		reports = append(reports, m.Report)
 	}
-	var after procStat
-	if cfg.PID > 0 {
-		after, _ = readProcStat(cfg.PID)
-	}
 	r := aggregate(cfg, reports, sent)
 	r.Connect.SourceSpreaded = spread
+	r.HoldSeconds = cfg.Hold.Seconds()
 	if cfg.PID > 0 {
 		s := &ServerReport{
 			PID:         cfg.PID,
@@ -368,8 +460,17 @@ func runBench(ctx context.Context, cfg config, spawn spawnFunc) (*Report, error)
 			RSSAfterMB:  float64(connected.RSSKB) / 1024,
 			CPUSeconds:  after.CPUSeconds - connected.CPUSeconds,
 		}
+		if cfg.Mode == modePresence {
+			s.CPUSeconds = after.CPUSeconds - before.CPUSeconds
+		}
 		if r.Connect.Joined > 0 {
 			s.RSSPerConnKB = float64(connected.RSSKB-before.RSSKB) / float64(r.Connect.Joined)
+		}
+		if cfg.Hold > 0 {
+			s.RSSHeldMB = float64(held.RSSKB) / 1024
+			if r.Connect.Joined > 0 {
+				s.RSSPerConnHeldKB = float64(held.RSSKB-before.RSSKB) / float64(r.Connect.Joined)
+			}
 		}
 		if r.Messages.Delivered > 0 {
 			s.CPUSecondsPerMillion = s.CPUSeconds / (float64(r.Messages.Delivered) / 1e6)
@@ -380,9 +481,17 @@ func runBench(ctx context.Context, cfg config, spawn spawnFunc) (*Report, error)
 }
 
 func aggregate(cfg config, reports []*workerReport, sent map[int]int64) *Report {
-	r := &Report{URL: cfg.URL, Conns: cfg.Conns, Topics: cfg.Topics, Publishers: cfg.Publishers,
-		Workers: cfg.Workers, Size: cfg.Size, Rate: cfg.Rate}
-	var connect, join, lat histSnapshot
+	r := &Report{URL: cfg.URL, Protocol: cfg.Protocol, Mode: cfg.Mode, Conns: cfg.Conns, Topics: cfg.Topics,
+		Publishers: cfg.Publishers, Workers: cfg.Workers, Size: cfg.Size, Rate: cfg.Rate}
+	if r.Protocol == "" {
+		r.Protocol = "phoenix"
+	}
+	if r.Mode == "" {
+		r.Mode = modeFanout
+	}
+	var connect, join, lat, complete histSnapshot
+	var startNS, lastComplete int64
+	completed := 0
 	receivers := map[int]int{}
 	var phase time.Duration
 	var first, last, lastSend int64
@@ -392,6 +501,12 @@ func aggregate(cfg config, reports []*workerReport, sent map[int]int64) *Report 
 		r.Connect.DialErrors += w.DialErrors
 		r.Connect.JoinErrors += w.JoinErrors
 		r.Messages.Disconnects += w.Disconnects
+		for k, n := range w.DisconnectedBy {
+			if r.Messages.DisconnectedBy == nil {
+				r.Messages.DisconnectedBy = map[string]int{}
+			}
+			r.Messages.DisconnectedBy[k] += n
+		}
 		r.Messages.PublishErrors += w.PublishErrors
 		r.Messages.Duplicated += w.Dup
 		phase = max(phase, time.Duration(w.ConnectPhaseNS))
@@ -409,6 +524,19 @@ func aggregate(cfg config, reports []*workerReport, sent map[int]int64) *Report 
 		}
 		last = max(last, w.LastRecvNS)
 		lastSend = max(lastSend, w.LastSendNS)
+		if w.StartNS != 0 && (startNS == 0 || w.StartNS < startNS) {
+			startNS = w.StartNS
+		}
+		completed += w.Complete
+		lastComplete = max(lastComplete, w.LastCompleteNS)
+		complete.merge(w.PresenceComplete)
+	}
+	if cfg.Mode == modePresence {
+		p := &PresenceReport{Users: cfg.Conns, Complete: completed, CompleteMs: percentiles(complete)}
+		if completed == cfg.Conns && lastComplete > startNS {
+			p.AllCompleteSeconds = float64(lastComplete-startNS) / 1e9
+		}
+		r.Presence = p
 	}
 	for p, n := range sent {
 		r.Messages.Sent += n
@@ -441,7 +569,23 @@ func (r *Report) writeTable(w io.Writer) {
 	if r.Rate > 0 {
 		rate = fmt.Sprintf("%.0f msg/s", r.Rate)
 	}
-	fmt.Fprintf(tw, "target\t%s\n", r.URL)
+	fmt.Fprintf(tw, "target\t%s (%s)\n", r.URL, r.Protocol)
+	if p := r.Presence; p != nil {
+		c := r.Connect
+		fmt.Fprintf(tw, "load\t%d users joining one presence topic, %d worker(s)\n", p.Users, r.Workers)
+		fmt.Fprintf(tw, "connect\t%d/%d joined in %.2fs (%.0f/s), %d dial errors, %d join errors\n",
+			c.Joined, c.Attempted, c.PhaseSeconds, c.JoinedPerSec, c.DialErrors, c.JoinErrors)
+		fmt.Fprintf(tw, "join ms\t%s\n", c.JoinMs)
+		fmt.Fprintf(tw, "complete lists\t%d/%d, all complete %.2fs after the first dial\n", p.Complete, p.Users, p.AllCompleteSeconds)
+		fmt.Fprintf(tw, "join to complete ms\t%s\n", p.CompleteMs)
+		fmt.Fprintf(tw, "errors\t%d disconnects%s\n", r.Messages.Disconnects, r.Messages.byReason())
+		if s := r.Server; s != nil {
+			fmt.Fprintf(tw, "server rss\t%.1f MB -> %.1f MB joined (pid %d)\n", s.RSSBeforeMB, s.RSSAfterMB, s.PID)
+			fmt.Fprintf(tw, "server cpu\t%.2f s over the run\n", s.CPUSeconds)
+		}
+		tw.Flush()
+		return
+	}
 	fmt.Fprintf(tw, "load\t%d receivers on %d topics, %d publishers at %s, %d-byte payloads, %d worker(s)\n",
 		r.Conns, r.Topics, r.Publishers, rate, r.Size, r.Workers)
 	c := r.Connect
@@ -456,13 +600,29 @@ func (r *Report) writeTable(w io.Writer) {
 	fmt.Fprintf(tw, "latency ms\t%s\n", r.LatencyMs)
 	fmt.Fprintf(tw, "missed\t%d\n", m.Missed)
 	fmt.Fprintf(tw, "duplicated\t%d\n", m.Duplicated)
-	fmt.Fprintf(tw, "errors\t%d publish, %d disconnects\n", m.PublishErrors, m.Disconnects)
+	fmt.Fprintf(tw, "errors\t%d publish, %d disconnects%s\n", m.PublishErrors, m.Disconnects, r.Messages.byReason())
 	if s := r.Server; s != nil {
 		fmt.Fprintf(tw, "server rss\t%.1f MB -> %.1f MB connected, %.2f KB per connection (pid %d)\n",
 			s.RSSBeforeMB, s.RSSAfterMB, s.RSSPerConnKB, s.PID)
+		if r.HoldSeconds > 0 {
+			fmt.Fprintf(tw, "server rss held\t%.1f MB after holding %.0fs, %.2f KB per connection\n",
+				s.RSSHeldMB, r.HoldSeconds, s.RSSPerConnHeldKB)
+		}
 		fmt.Fprintf(tw, "server cpu\t%.2f s while publishing, %.2f s per million deliveries\n", s.CPUSeconds, s.CPUSecondsPerMillion)
 	}
 	tw.Flush()
+}
+
+// byReason formats DisconnectedBy for the table.
+func (m *messageStats) byReason() string {
+	if len(m.DisconnectedBy) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m.DisconnectedBy)) {
+		parts = append(parts, fmt.Sprintf("%d× %s", m.DisconnectedBy[k], k))
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }
 
 func (p Percentiles) String() string {
@@ -494,7 +654,8 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	} else {
 		r.writeTable(stdout)
 	}
-	if r.Messages.Missed != 0 || r.Connect.Joined != r.Connect.Attempted {
+	if r.Messages.Missed != 0 || r.Connect.Joined != r.Connect.Attempted ||
+		r.Presence != nil && r.Presence.Complete != r.Presence.Users {
 		return 3
 	}
 	return 0
@@ -504,7 +665,9 @@ func parseBenchFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := config{}
-	fs.StringVar(&cfg.URL, "url", "ws://127.0.0.1:4000/socket", "socket URL (loopback only)")
+	fs.StringVar(&cfg.URL, "url", "ws://127.0.0.1:4000/socket", "socket URL (loopback only); for centrifuge, its WebSocket URL such as ws://127.0.0.1:4100/connection/websocket")
+	fs.StringVar(&cfg.Protocol, "protocol", "phoenix", "wire protocol: phoenix (Plume, Phoenix) or centrifuge (a Centrifuge server, see bench/centrifuge)")
+	fs.StringVar(&cfg.Mode, "mode", modeFanout, "fanout: publishers broadcast to receivers; presence: -conns users join one presence topic (no publishers), measuring when every user's list is complete")
 	fs.IntVar(&cfg.Conns, "conns", 100, fmt.Sprintf("receiving connections, each joined to one topic (max %d)", maxConns))
 	fs.IntVar(&cfg.Topics, "topics", 1, "topics \"bench:0\" … \"bench:N-1\"; connection i joins i mod N")
 	fs.IntVar(&cfg.Publishers, "publishers", 1, "publishing connections, on top of -conns; publisher p publishes on topic p mod topics")
@@ -515,6 +678,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.Workers, "workers", 1, fmt.Sprintf("worker processes; one process drives at most %d connections here", maxConnsPerProcess))
 	fs.IntVar(&cfg.DialConcurrency, "dial-concurrency", 64, "dials in flight at once")
 	fs.DurationVar(&cfg.Quiet, "quiet", 2*time.Second, "after publishing, stop waiting for deliveries once none came for this long")
+	fs.DurationVar(&cfg.Hold, "hold", 0, "hold the joined connections idle (heartbeats only) this long before publishing; with -pid, server RSS is read again after it")
 	fs.IntVar(&cfg.PID, "pid", 0, "server process id: report its RSS per connection and CPU per million deliveries from /proc")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the report as JSON")
 	fs.Usage = func() {
@@ -527,6 +691,9 @@ func parseBenchFlags(args []string, stderr io.Writer) (config, error) {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "bench: unexpected arguments %v\n", fs.Args())
 		return cfg, errors.New("arguments")
+	}
+	if cfg.Mode == modePresence {
+		cfg.Topics, cfg.Publishers = 1, 0
 	}
 	if err := cfg.validate(); err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
@@ -547,6 +714,18 @@ The server needs a "bench:*" channel that broadcasts every "publish" event's
 payload unchanged as "msg" to the topic's other subscribers and does not
 reply: ` + "`plume bench-server`" + ` is one. With -pid, the report adds the server's
 memory per connection and CPU seconds per million deliveries.
+
+-protocol centrifuge speaks Centrifuge's protocol v2 JSON instead (connect and
+subscribe, the publish command, pushed publications, pongs to the server's
+pings) with the same payloads and measurements, so that Plume and Centrifuge
+are measured by one tool: bench/centrifuge is such a server, and bench/run.sh
+runs the comparison.
+
+-mode presence has every connection join the topic "presence:0" as its own
+user ("u000000", "u000001", ...) and measures how long until every
+connection's list of present users is complete: from presence_state and
+presence_diff (Phoenix; plume bench-server's "presence:*" channel), or from
+the presence command's reply and join pushes (Centrifuge).
 
 One process holds at most 20,000 open files here, so one bench process drives
 at most 19,000 connections; -workers N spreads them over N child processes.

@@ -31,13 +31,14 @@ func TestMain(m *testing.M) {
 
 func benchServer(t *testing.T) string {
 	t.Helper()
-	ep := benchEndpoint(nil)
+	ep, closePresence := benchEndpoint(nil, benchOptions{})
 	srv := httptest.NewServer(ep)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		ep.Shutdown(ctx)
 		srv.Close()
+		closePresence()
 	})
 	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/socket"
 }
@@ -202,7 +203,8 @@ func TestRunUsage(t *testing.T) {
 func TestSpreadSourceAddresses(t *testing.T) {
 	leakcheck.Check(t)
 	peers := make(chan string, 16)
-	ep := benchEndpoint(nil)
+	ep, closePresence := benchEndpoint(nil, benchOptions{})
+	defer closePresence()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host, _, _ := net.SplitHostPort(r.RemoteAddr)
 		peers <- host
@@ -223,6 +225,10 @@ func TestSpreadSourceAddresses(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.enc.Encode(coordMsg{Sent: m.Sent})
+	if _, err := h.expect("drained"); err != nil {
+		t.Fatal(err)
+	}
+	h.enc.Encode(coordMsg{Close: true})
 	m, err = h.expect("report")
 	if err != nil {
 		t.Fatal(err)
@@ -239,5 +245,128 @@ func TestSpreadSourceAddresses(t *testing.T) {
 	}
 	if r := m.Report; r.Joined != 5 || r.Got[0] != 40 {
 		t.Fatalf("report %+v", r)
+	}
+}
+
+func TestBenchPresence(t *testing.T) {
+	leakcheck.Check(t)
+	cfg := testConfig(benchServer(t))
+	cfg.Mode, cfg.Conns, cfg.Topics, cfg.Publishers = modePresence, 40, 1, 0
+	cfg.PID = os.Getpid()
+	r, err := runBench(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Connect.Joined != 40 || r.Connect.DialErrors+r.Connect.JoinErrors != 0 || r.Messages.Disconnects != 0 {
+		t.Fatalf("connect %+v, %d disconnects", r.Connect, r.Messages.Disconnects)
+	}
+	p := r.Presence
+	if p == nil || p.Users != 40 || p.Complete != 40 || p.AllCompleteSeconds <= 0 || p.CompleteMs.P50 <= 0 {
+		t.Fatalf("presence %+v", p)
+	}
+	var table bytes.Buffer
+	r.writeTable(&table)
+	if !strings.Contains(table.String(), "complete lists       40/40") {
+		t.Fatalf("table:\n%s", table.String())
+	}
+}
+
+func TestPresenceModeRefusals(t *testing.T) {
+	c := testConfig("ws://127.0.0.1:4000/socket")
+	c.Mode = modePresence
+	if err := c.validate(); err == nil || !strings.Contains(err.Error(), "no publishers") {
+		t.Fatalf("presence with publishers: %v", err)
+	}
+	c.Topics, c.Publishers = 1, 0
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	c.Mode = "nope"
+	if err := c.validate(); err == nil {
+		t.Fatal("unknown mode accepted")
+	}
+	c.Mode, c.Protocol = "", "mqtt"
+	if err := c.validate(); err == nil {
+		t.Fatal("unknown protocol accepted")
+	}
+}
+
+// centrifugeWorker is a worker for frame tests: no connections.
+func centrifugeWorker(t *testing.T, mode string, conns, topics, publishers int) *worker {
+	t.Helper()
+	cfg := testConfig("ws://127.0.0.1:4100/connection/websocket")
+	cfg.Protocol, cfg.Mode, cfg.Conns, cfg.Topics, cfg.Publishers = "centrifuge", mode, conns, topics, publishers
+	w, err := newWorker(workerSpec{Config: cfg, Count: conns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.wsURL != "ws://127.0.0.1:4100/connection/websocket" {
+		t.Fatalf("url %s", w.wsURL)
+	}
+	return w
+}
+
+// Frames as centrifuge v0.40.1's server sends them (bench/centrifuge),
+// several messages to a frame.
+func TestCentrifugeFrames(t *testing.T) {
+	w := centrifugeWorker(t, modeFanout, 1, 1, 2)
+	c := w.recvs[0]
+	c.joined = make(chan error, 1)
+	c.joinSent = time.Now()
+	c.handle([]byte(`{"id":1,"connect":{"client":"f853eafb-6925-4211-bdef-b219656ac341","ping":25,"pong":true}}`))
+	if c.isJoined {
+		t.Fatal("joined on the connect reply")
+	}
+	c.handle([]byte(`{"id":2,"subscribe":{}}`))
+	if err := <-c.joined; err != nil || !c.joinOK.Load() {
+		t.Fatalf("join: %v", err)
+	}
+	// Two publications of publisher 0 and one of publisher 1 in one frame.
+	pub := func(p, seq int) string {
+		b := []byte(payloadHead + "xx" + payloadTail)
+		putDigits(b[offPub:offPub+lenPub], uint64(p))
+		putDigits(b[offSeq:offSeq+lenSeq], uint64(seq))
+		putDigits(b[offTime:offTime+lenTime], uint64(time.Now().UnixNano()))
+		return `{"push":{"channel":"bench:0","pub":{"data":` + string(b) + `}}}`
+	}
+	c.handle([]byte(pub(0, 1) + "\n" + pub(1, 1) + "\n" + pub(0, 2)))
+	c.handle([]byte(pub(0, 2)))
+	if c.got[0] != 2 || c.got[1] != 1 || c.dup != 1 || w.delivered.Load() != 3 {
+		t.Fatalf("got %v, dup %d, delivered %d", c.got, c.dup, w.delivered.Load())
+	}
+
+	refused := centrifugeWorker(t, modeFanout, 1, 1, 1).recvs[0]
+	refused.joined = make(chan error, 1)
+	refused.handle([]byte(`{"id":1,"connect":{"client":"x"}}` + "\n" + `{"id":2,"error":{"code":103,"message":"permission denied"}}`))
+	if err := <-refused.joined; err == nil {
+		t.Fatal("subscribe error taken for a join")
+	}
+
+	p := centrifugeProto{}
+	for _, f := range []string{"{}", "{}\n" + pub(0, 3), pub(0, 3) + "\n{}", pub(0, 3) + "\n{}\n" + pub(0, 4)} {
+		if p.pong([]byte(f)) == nil {
+			t.Errorf("no pong for %q", f)
+		}
+	}
+	for _, f := range []string{`{"id":1,"publish":{}}`, pub(0, 3)} {
+		if p.pong([]byte(f)) != nil {
+			t.Errorf("pong for %q", f)
+		}
+	}
+}
+
+// A presence list and join pushes, as Centrifuge and Plume send them.
+func TestPresenceFrames(t *testing.T) {
+	w := centrifugeWorker(t, modePresence, 3, 1, 0)
+	c := w.recvs[0]
+	c.handlePresence([]byte(`{"id":2,"subscribe":{}}` + "\n" + `{"push":{"channel":"presence:0","join":{"info":{"user":"u000000","client":"f853eafb-6925-4211-bdef-b219656ac341"}}}}`))
+	c.handlePresence([]byte(`{"id":3,"presence":{"presence":{"f853eafb-6925-4211-bdef-b219656ac341":{"user":"u000000","client":"f853eafb-6925-4211-bdef-b219656ac341"},"ec7fb91f-cace-40e3-94df-41239840d8c1":{"user":"u000001","client":"ec7fb91f-cace-40e3-94df-41239840d8c1"}}}}`))
+	if c.nKnown != 2 || c.complete {
+		t.Fatalf("known %d, complete %v", c.nKnown, c.complete)
+	}
+	// Plume: a presence_diff (phx_refs are never mistaken for users).
+	c.handlePresence([]byte(`[null,null,"presence:0","presence_diff",{"joins":{"u000002":{"metas":[{"phx_ref":"u12345678901234u"}]},"u9":{"metas":[]}},"leaves":{}}]`))
+	if c.nKnown != 3 || !c.complete || w.complete.Load() != 1 || w.presenceSeen.Load() != 3 {
+		t.Fatalf("known %d, complete %v", c.nKnown, c.complete)
 	}
 }

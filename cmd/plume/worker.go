@@ -9,10 +9,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -32,7 +33,12 @@ import (
 //	coordinator → worker: {"go":true}
 //	worker → coordinator: {"phase":"published","sent":{...}}
 //	coordinator → worker: {"sent":{...}}      (every publisher's count)
+//	worker → coordinator: {"phase":"drained"}
+//	coordinator → worker: {"close":true}      (after reading server stats)
 //	worker → coordinator: {"phase":"report","report":{...}}
+//
+// The connections are closed only after "close", so that the server's CPU
+// for the publish phase does not include tearing them down.
 
 // workerEnv, set to 1, makes the plume binary run as a bench worker.
 const workerEnv = "PLUME_BENCH_WORKER"
@@ -64,29 +70,37 @@ type workerMsg struct {
 }
 
 type coordMsg struct {
-	Go   bool          `json:"go,omitempty"`
-	Sent map[int]int64 `json:"sent,omitempty"`
+	Go    bool          `json:"go,omitempty"`
+	Sent  map[int]int64 `json:"sent,omitempty"`
+	Close bool          `json:"close,omitempty"`
 }
 
 type workerReport struct {
-	Index          int           `json:"index"`
-	Conns          int           `json:"conns"`
-	Joined         int           `json:"joined"`
-	DialErrors     int           `json:"dial_errors"`
-	JoinErrors     int           `json:"join_errors"`
-	Disconnects    int64         `json:"disconnects"`
-	PublishErrors  int64         `json:"publish_errors"`
-	ConnectPhaseNS int64         `json:"connect_phase_ns"`
-	Connect        histSnapshot  `json:"connect"`
-	Join           histSnapshot  `json:"join"`
-	Latency        histSnapshot  `json:"latency"`
-	Sent           map[int]int64 `json:"sent"`
-	Got            map[int]int64 `json:"got"`       // unique messages per publisher, summed over receivers
-	Receivers      map[int]int   `json:"receivers"` // joined receivers per topic
-	Dup            int64         `json:"dup"`
-	FirstSendNS    int64         `json:"first_send_ns"`
-	LastSendNS     int64         `json:"last_send_ns"`
-	LastRecvNS     int64         `json:"last_recv_ns"`
+	Index          int            `json:"index"`
+	Conns          int            `json:"conns"`
+	Joined         int            `json:"joined"`
+	DialErrors     int            `json:"dial_errors"`
+	JoinErrors     int            `json:"join_errors"`
+	Disconnects    int64          `json:"disconnects"`
+	DisconnectedBy map[string]int `json:"disconnected_by,omitempty"`
+	PublishErrors  int64          `json:"publish_errors"`
+	ConnectPhaseNS int64          `json:"connect_phase_ns"`
+	Connect        histSnapshot   `json:"connect"`
+	Join           histSnapshot   `json:"join"`
+	Latency        histSnapshot   `json:"latency"`
+	Sent           map[int]int64  `json:"sent"`
+	Got            map[int]int64  `json:"got"`       // unique messages per publisher, summed over receivers
+	Receivers      map[int]int    `json:"receivers"` // joined receivers per topic
+	Dup            int64          `json:"dup"`
+	FirstSendNS    int64          `json:"first_send_ns"`
+	LastSendNS     int64          `json:"last_send_ns"`
+	LastRecvNS     int64          `json:"last_recv_ns"`
+
+	// Presence mode.
+	StartNS          int64        `json:"start_ns"` // connect phase began
+	Complete         int          `json:"complete"` // receivers whose list was complete
+	LastCompleteNS   int64        `json:"last_complete_ns"`
+	PresenceComplete histSnapshot `json:"presence_complete"` // own join sent → list complete
 }
 
 // The payload template. Fields are fixed-width strings (JSON numbers may
@@ -106,11 +120,24 @@ const (
 	minSize     = len(payloadHead) + len(payloadTail)
 )
 
-var msgMarker = []byte(`"msg",{`)
+// presenceTopic is the topic every connection joins in presence mode, as
+// user presenceUser(i).
+const presenceTopic = "presence:0"
+
+// presenceUser is connection i's user in presence mode: "u" and six
+// digits, a string that no other part of a presence frame can look like
+// (phx_refs are 16 characters, client ids are UUIDs), so a receiver finds
+// the users in a frame without decoding it.
+func presenceUser(i int) string { return fmt.Sprintf("u%06d", i) }
+
+const maxPresenceUsers = 1_000_000
 
 type worker struct {
 	spec      workerSpec
 	cfg       *config
+	proto     wireProto
+	marker    []byte
+	presence  bool
 	wsURL     string
 	conns     []*bconn
 	recvs     []*bconn
@@ -122,9 +149,18 @@ type worker struct {
 	connect, join, latency hist
 	delivered              atomic.Int64
 	disconnects            atomic.Int64
+	reasonsMu              sync.Mutex
+	reasons                map[string]int // disconnects by close code and reason
 	publishErrors          atomic.Int64
 	dialErrors, joinErrors atomic.Int64
 	connectPhase           time.Duration
+
+	// Presence mode.
+	startNS          int64
+	presenceSeen     atomic.Int64 // users known, summed over receivers
+	complete         atomic.Int64
+	lastCompleteNS   atomic.Int64
+	presenceComplete hist
 }
 
 // bconn is one bench connection.
@@ -141,6 +177,7 @@ type bconn struct {
 	joined   chan error // one result
 	isJoined bool       // a join reply came; read goroutine only
 	joinOK   atomic.Bool
+	live     atomic.Bool // dialled: nc is set
 	done     chan struct{}
 
 	// Receiver state, owned by the read goroutine; read after it ended.
@@ -148,6 +185,12 @@ type bconn struct {
 	got      []int64
 	dup      int64
 	lastRecv int64
+
+	// Presence mode, owned by the read goroutine: the users this
+	// connection knows to be present, as a bitmap.
+	known    []uint64
+	nKnown   int
+	complete bool
 }
 
 type publisher struct {
@@ -163,16 +206,23 @@ type publisher struct {
 
 func newWorker(spec workerSpec) (*worker, error) {
 	cfg := spec.Config
-	u, err := socketURL(cfg.URL)
+	proto, err := protoByName(cfg.Protocol)
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{spec: spec, cfg: &spec.Config, wsURL: u}
+	u, err := proto.endpoint(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	w := &worker{spec: spec, cfg: &spec.Config, proto: proto, marker: proto.marker(), presence: cfg.Mode == modePresence, wsURL: u}
 	T := cfg.Topics
 	for i := spec.First; i < spec.First+spec.Count; i++ {
 		t := i % T
 		n := pubsOnTopic(cfg.Publishers, T, t)
 		c := &bconn{w: w, global: i, topic: t, receiver: true, last: make([]int64, n), got: make([]int64, n)}
+		if w.presence {
+			c.known = make([]uint64, (cfg.Conns+63)/64)
+		}
 		w.recvs = append(w.recvs, c)
 		w.conns = append(w.conns, c)
 	}
@@ -192,21 +242,11 @@ func pubsOnTopic(publishers, topics, t int) int {
 	return (publishers-1-t)/topics + 1
 }
 
-// socketURL turns the socket URL into its WebSocket endpoint.
-func socketURL(raw string) (string, error) {
-	u, err := parseLoopbackURL(raw)
-	if err != nil {
-		return "", err
-	}
-	u.Path = strings.TrimSuffix(u.Path, "/") + "/websocket"
-	u.RawQuery = "vsn=2.0.0"
-	return u.String(), nil
-}
-
 // connectAll dials every connection and joins its topic, a bounded number
 // of dials at a time.
 func (w *worker) connectAll(ctx context.Context) int {
 	start := time.Now()
+	w.startNS = start.UnixNano()
 	sem := make(chan struct{}, w.cfg.DialConcurrency)
 	var joined atomic.Int64
 	var wg sync.WaitGroup
@@ -266,12 +306,17 @@ func (w *worker) dial(ctx context.Context, c *bconn) error {
 	c.mask = ws.NewMask()
 	c.joined = make(chan error, 1)
 	c.done = make(chan struct{})
+	c.live.Store(true)
 	w.wg.Add(1)
 	go c.readLoop()
-	topic := "bench:" + strconv.Itoa(c.topic)
 	c.joinSent = time.Now()
-	return c.write([]byte(`["1","1",` + strconv.Quote(topic) + `,"phx_join",{}]`))
+	if w.presence {
+		return c.write(w.proto.join(presenceTopic, presenceUser(c.global)))
+	}
+	return c.write(w.proto.join(benchTopic(c.topic), ""))
 }
+
+func benchTopic(t int) string { return "bench:" + strconv.Itoa(t) }
 
 // sourceIP spreads connections over 127.0.0.x source addresses.
 func sourceIP(n int) net.IP { return net.IPv4(127, 0, 0, byte(1+n/connsPerSourceIP)) }
@@ -305,12 +350,15 @@ func (c *bconn) readLoop() {
 	defer close(c.done)
 	hdr := make([]byte, 2, ws.MaxHeaderSize-2)
 	buf := make([]byte, 512)
+	var reason string
 	for {
 		h, err := ws.ReadHeaderBuffer(c.br, hdr)
 		if err != nil {
+			reason = lostReason(err)
 			break
 		}
 		if h.Length > 16<<20 {
+			reason = "frame over 16 MiB"
 			break
 		}
 		if int(h.Length) > cap(buf) {
@@ -318,13 +366,23 @@ func (c *bconn) readLoop() {
 		}
 		data := buf[:h.Length]
 		if _, err := io.ReadFull(c.br, data); err != nil {
+			reason = lostReason(err)
 			break
 		}
 		if h.OpCode == ws.OpClose {
+			if h.Masked {
+				ws.Cipher(data, h.Mask, 0)
+			}
+			code, text := ws.ParseCloseFrameData(data)
+			reason = fmt.Sprintf("close %d %s", code, text)
 			break
 		}
 		if h.OpCode == ws.OpText {
 			c.handle(data)
+		}
+		if cap(buf) > 64<<10 {
+			// Presence lists are large; do not keep their buffer.
+			buf = make([]byte, 512)
 		}
 	}
 	if !c.isJoined {
@@ -335,53 +393,153 @@ func (c *bconn) readLoop() {
 	}
 	if !w.closed.Load() {
 		w.disconnects.Add(1)
+		w.noteDisconnect(reason)
+	}
+}
+
+// lostReason names a read error for the report: the connection ended
+// without a close frame.
+func lostReason(err error) string {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection lost (EOF)"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection lost (reset)"
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return "connection lost (timeout)"
+	}
+	return "connection lost (" + err.Error() + ")"
+}
+
+// noteDisconnect counts a disconnect the bench did not ask for by reason,
+// for the report; a few distinct reasons are kept.
+func (w *worker) noteDisconnect(reason string) {
+	w.reasonsMu.Lock()
+	defer w.reasonsMu.Unlock()
+	if w.reasons == nil {
+		w.reasons = map[string]int{}
+	}
+	if _, ok := w.reasons[reason]; ok || len(w.reasons) < 8 {
+		w.reasons[reason]++
 	}
 }
 
 func (c *bconn) handle(data []byte) {
 	w := c.w
+	if pong := w.proto.pong(data); pong != nil {
+		c.write(pong)
+	}
 	if !c.isJoined {
-		if bytes.Contains(data, []byte(`"phx_reply"`)) && bytes.HasPrefix(data, []byte(`["1","1",`)) {
-			c.isJoined = true
-			var err error
-			if !bytes.Contains(data, []byte(`"status":"ok"`)) {
-				err = fmt.Errorf("join refused: %s", data)
-			} else {
-				w.join.add(int64(time.Since(c.joinSent)))
-				c.joinOK.Store(true)
-			}
-			c.joined <- err
+		ok, err := w.proto.joinReply(data)
+		if !ok {
+			return
 		}
+		c.isJoined = true
+		if err != nil {
+			c.joined <- err
+			return
+		}
+		w.join.add(int64(time.Since(c.joinSent)))
+		c.joinOK.Store(true)
+		if f := w.proto.afterJoin(presenceTopic, w.presence); f != nil {
+			if err := c.write(f); err != nil {
+				c.joined <- err
+				return
+			}
+		}
+		c.joined <- nil
+		// The frame may carry more messages (Centrifuge batches).
+	}
+	if w.presence {
+		c.handlePresence(data)
 		return
 	}
 	if !c.receiver {
 		return
 	}
-	i := bytes.Index(data, msgMarker)
-	if i < 0 {
+	var now int64
+	for off := 0; ; {
+		i := bytes.Index(data[off:], w.marker)
+		if i < 0 {
+			return
+		}
+		off += i + len(w.marker)
+		p := data[off-1:]
+		if len(p) < minSize {
+			return
+		}
+		if now == 0 {
+			now = time.Now().UnixNano()
+		}
+		pub := int(atoiFixed(p[offPub : offPub+lenPub]))
+		seq := atoiFixed(p[offSeq : offSeq+lenSeq])
+		ts := atoiFixed(p[offTime : offTime+lenTime])
+		w.latency.add(now - ts)
+		c.lastRecv = now
+		li := pub / w.cfg.Topics
+		if pub%w.cfg.Topics != c.topic || li >= len(c.last) {
+			continue // not a publisher of this topic: ignore
+		}
+		if seq > c.last[li] {
+			c.last[li] = seq
+			c.got[li]++
+			w.delivered.Add(1)
+		} else {
+			c.dup++
+		}
+	}
+}
+
+// handlePresence marks every user named in the frame as known: whether it
+// is a presence list or a join, of either protocol.
+func (c *bconn) handlePresence(data []byte) {
+	w := c.w
+	n := len(c.known) * 64
+	added := 0
+	for off := 0; ; {
+		i := bytes.Index(data[off:], []byte(`"u`))
+		if i < 0 {
+			break
+		}
+		k := off + i + 2
+		off = k
+		if k+7 > len(data) || data[k+6] != '"' || !allDigits(data[k:k+6]) {
+			continue
+		}
+		off = k + 7
+		u := int(atoiFixed(data[k : k+6]))
+		if u >= n || u >= w.cfg.Conns || c.known[u/64]&(1<<(u%64)) != 0 {
+			continue
+		}
+		c.known[u/64] |= 1 << (u % 64)
+		c.nKnown++
+		added++
+	}
+	if added == 0 {
 		return
 	}
-	p := data[i+len(msgMarker)-1:]
-	if len(p) < minSize {
-		return
+	w.presenceSeen.Add(int64(added))
+	if !c.complete && c.nKnown == w.cfg.Conns {
+		c.complete = true
+		now := time.Now()
+		w.presenceComplete.add(int64(now.Sub(c.joinSent)))
+		w.complete.Add(1)
+		for {
+			m := w.lastCompleteNS.Load()
+			if now.UnixNano() <= m || w.lastCompleteNS.CompareAndSwap(m, now.UnixNano()) {
+				break
+			}
+		}
 	}
-	now := time.Now().UnixNano()
-	pub := int(atoiFixed(p[offPub : offPub+lenPub]))
-	seq := atoiFixed(p[offSeq : offSeq+lenSeq])
-	ts := atoiFixed(p[offTime : offTime+lenTime])
-	w.latency.add(now - ts)
-	c.lastRecv = now
-	li := pub / w.cfg.Topics
-	if pub%w.cfg.Topics != c.topic || li >= len(c.last) {
-		return // not a publisher of this topic: ignore
+}
+
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
 	}
-	if seq > c.last[li] {
-		c.last[li] = seq
-		c.got[li]++
-		w.delivered.Add(1)
-	} else {
-		c.dup++
-	}
+	return true
 }
 
 func atoiFixed(b []byte) int64 {
@@ -398,9 +556,9 @@ func (p *publisher) prepare(size int) {
 	payload = append(payload, bytes.Repeat([]byte{'x'}, size-minSize)...)
 	payload = append(payload, payloadTail...)
 	putDigits(payload[offPub:offPub+lenPub], uint64(p.id))
-	prefix := `["1",null,` + strconv.Quote("bench:"+strconv.Itoa(p.c.topic)) + `,"publish",`
+	prefix, suffix := p.c.w.proto.publish(benchTopic(p.c.topic))
 	body := append([]byte(prefix), payload...)
-	body = append(body, ']')
+	body = append(body, suffix...)
 	p.frame = maskedFrame(ws.OpText, body, p.c.mask)
 	p.hlen = len(p.frame) - len(body)
 	p.base = p.hlen + len(prefix)
@@ -514,8 +672,22 @@ func (w *worker) publish(ctx context.Context) map[int]int64 {
 }
 
 // drain waits until the receivers got every message sent, or until
-// deliveries stop for quiet, or ctx.
+// deliveries stop for quiet, or ctx. In presence mode, it waits until every
+// receiver knows every user instead, or until no receiver learnt of a user
+// for quiet.
 func (w *worker) drain(ctx context.Context, sent map[int]int64, quiet time.Duration) {
+	if w.presence {
+		var joined int64
+		for _, c := range w.recvs {
+			if c.joinOK.Load() {
+				joined++
+			}
+		}
+		w.waitQuiet(ctx, quiet, func() (int64, bool) {
+			return w.presenceSeen.Load(), w.complete.Load() >= joined
+		})
+		return
+	}
 	var expected int64
 	for _, c := range w.recvs {
 		if !c.joinOK.Load() {
@@ -527,10 +699,19 @@ func (w *worker) drain(ctx context.Context, sent map[int]int64, quiet time.Durat
 			}
 		}
 	}
+	w.waitQuiet(ctx, quiet, func() (int64, bool) {
+		n := w.delivered.Load()
+		return n, n >= expected
+	})
+}
+
+// waitQuiet polls progress until it says done, or its count has not
+// changed for quiet, or ctx.
+func (w *worker) waitQuiet(ctx context.Context, quiet time.Duration, progress func() (n int64, done bool)) {
 	lastN, lastChange := int64(-1), time.Now()
 	for {
-		n := w.delivered.Load()
-		if n >= expected || ctx.Err() != nil {
+		n, done := progress()
+		if done || ctx.Err() != nil {
 			return
 		}
 		if n != lastN {
@@ -542,8 +723,13 @@ func (w *worker) drain(ctx context.Context, sent map[int]int64, quiet time.Durat
 	}
 }
 
-// heartbeat keeps idle connections alive past the server's idle timeout.
+// heartbeat keeps idle connections alive past the server's idle timeout,
+// for protocols where the client sends heartbeats.
 func (w *worker) heartbeat(ctx context.Context) {
+	hb := w.proto.heartbeat()
+	if hb == nil {
+		return
+	}
 	t := time.NewTicker(25 * time.Second)
 	defer t.Stop()
 	for {
@@ -552,8 +738,8 @@ func (w *worker) heartbeat(ctx context.Context) {
 			return
 		case <-t.C:
 			for _, c := range w.conns {
-				if c.nc != nil {
-					c.write([]byte(`[null,"hb","phoenix","heartbeat",{}]`))
+				if c.live.Load() {
+					c.write(hb)
 				}
 			}
 		}
@@ -587,6 +773,7 @@ func (w *worker) report(joined int) *workerReport {
 		DialErrors:     int(w.dialErrors.Load()),
 		JoinErrors:     int(w.joinErrors.Load()),
 		Disconnects:    w.disconnects.Load(),
+		DisconnectedBy: w.reasons,
 		PublishErrors:  w.publishErrors.Load(),
 		ConnectPhaseNS: int64(w.connectPhase),
 		Connect:        w.connect.snapshot(),
@@ -595,6 +782,11 @@ func (w *worker) report(joined int) *workerReport {
 		Sent:           map[int]int64{},
 		Got:            map[int]int64{},
 		Receivers:      map[int]int{},
+
+		StartNS:          w.startNS,
+		Complete:         int(w.complete.Load()),
+		LastCompleteNS:   w.lastCompleteNS.Load(),
+		PresenceComplete: w.presenceComplete.snapshot(),
 	}
 	for _, p := range w.pubs {
 		r.Sent[p.id] = p.sent
@@ -666,8 +858,10 @@ func workerMain(ctx context.Context, in io.Reader, out io.Writer) error {
 	}()
 	hbCtx, stopHB := context.WithCancel(ctx)
 	defer stopHB()
-	joined := w.connectAll(ctx)
+	// Heartbeats start with the first dial: a long connect phase must not
+	// leave the first connections silent past the server's idle timeout.
 	go w.heartbeat(hbCtx)
+	joined := w.connectAll(ctx)
 	if err := enc.Encode(workerMsg{Phase: "ready", Joined: joined}); err != nil {
 		return err
 	}
@@ -683,6 +877,12 @@ func workerMain(ctx context.Context, in io.Reader, out io.Writer) error {
 		return errors.New("worker: coordinator went away before the totals")
 	}
 	w.drain(ctx, m.Sent, spec.Config.Quiet)
+	if err := enc.Encode(workerMsg{Phase: "drained"}); err != nil {
+		return err
+	}
+	if m, ok := next(); !ok || !m.Close {
+		return errors.New("worker: coordinator went away before close")
+	}
 	stopHB()
 	w.closeAll()
 	return enc.Encode(workerMsg{Phase: "report", Report: w.report(joined)})

@@ -41,6 +41,17 @@
 // subscribers the diffs it observes, remote ones included. On a single node
 // this costs a little bookkeeping and an empty heartbeat per shard every
 // 15 seconds; set Replication.Disabled to avoid even that.
+//
+// Guarantees across nodes, with the default periods (heartbeat 1.5 s,
+// down period 30 s): a presence tracked on one node is listed on the others
+// after its next heartbeat, and a node that starts or returns is brought up
+// to date at once by a state transfer; a lost delta (Redis pub/sub is at most
+// once) is repaired when clocks are compared, every two heartbeats, so
+// neither a ghost nor a missing presence survives more than a few heartbeat
+// periods; a node that stops answering has its presences turned into leaves
+// after the down period and forgotten after the permdown period, and one that
+// returns later is a new replica; Close with PermdownOnClose removes a node's
+// presences everywhere at once. Once quiet, every node lists the same set.
 package presence
 
 import (

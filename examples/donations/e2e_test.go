@@ -266,10 +266,15 @@ func TestEndToEndDefaults(t *testing.T) {
 	// Without ADMIN_TOKEN: the contract's default token, with a warning.
 	env := []string{"ADMIN_TOKEN="}
 	s := startServer(t, "127.0.0.1:0", ":memory:", env, "-phoenix", filepath.Join(dir, "nowhere"))
-	log := s.log.String()
+	// The server prints its URL before it has written every start-up log
+	// line, so give the log a moment to catch up.
 	for _, want := range []string{"ADMIN_TOKEN is not set", "npm ci"} {
-		if !strings.Contains(log, want) {
-			t.Fatalf("log lacks %q:\n%s", want, log)
+		deadline := time.Now().Add(5 * time.Second)
+		for !strings.Contains(s.log.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("log lacks %q:\n%s", want, s.log.String())
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	// A missing phoenix client is explained to the browser too.

@@ -90,7 +90,7 @@ type jsProc struct {
 	script string
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	stderr *syncBuffer
+	stderr *testenv.Buffer
 	cancel context.CancelFunc
 	exited chan struct{}
 	err    error // from Wait, valid after exited
@@ -118,7 +118,7 @@ func startJS(t *testing.T, script, url string, opts any) *jsProc {
 	ctx, cancel := context.WithTimeout(context.Background(), scenarioTimeout)
 	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.WaitDelay = 2 * time.Second
-	p := &jsProc{t: t, script: script, cmd: cmd, stderr: &syncBuffer{}, cancel: cancel,
+	p := &jsProc{t: t, script: script, cmd: cmd, stderr: &testenv.Buffer{}, cancel: cancel,
 		exited: make(chan struct{}), changed: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	stdout, err := cmd.StdoutPipe()

@@ -1,10 +1,10 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/plumehq/plume/internal/testenv"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -216,7 +216,7 @@ type node struct {
 // newNode builds an endpoint. Connect records every connection; params
 // refuse=<anything> refuses it, user_id=<id> sets the socket id
 // "user_socket:<id>".
-func newNode(logs *syncBuffer, opts plume.Options, tweak func(*plume.Socket)) *node {
+func newNode(logs *testenv.Buffer, opts plume.Options, tweak func(*plume.Socket)) *node {
 	n := &node{rec: newRecorder()}
 	n.sock = &plume.Socket{
 		Connect: func(ctx context.Context, c *plume.Conn) error {
@@ -252,13 +252,13 @@ type testServer struct {
 	url  string // ws://127.0.0.1:port/socket
 	srv  *httptest.Server
 	cur  atomic.Pointer[node]
-	logs *syncBuffer
+	logs *testenv.Buffer
 }
 
 func startServer(t *testing.T, tweak func(*plume.Socket)) *testServer {
 	t.Helper()
 	requireNode(t) // skip before starting anything
-	ts := &testServer{logs: &syncBuffer{}}
+	ts := &testServer{logs: &testenv.Buffer{}}
 	ts.node = newNode(ts.logs, plume.Options{}, tweak)
 	ts.cur.Store(ts.node)
 	ts.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -275,21 +275,3 @@ func startServer(t *testing.T, tweak func(*plume.Socket)) *testServer {
 }
 
 func (ts *testServer) swap(n *node) { ts.cur.Store(n) }
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}

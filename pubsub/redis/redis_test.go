@@ -95,24 +95,6 @@ func waitDelivery(t *testing.T, from *pubsub.PubSub, r *pubsubtest.Recorder, top
 	t.Fatalf("%q never arrived on %s; got %v", event, topic, r.Events())
 }
 
-// syncBuffer is a log sink safe for concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -184,7 +166,7 @@ func (s *redisServer) kill() {
 func TestBrokerRestart(t *testing.T) {
 	leakcheck.Check(t)
 	srv := newRedisServer(t)
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	n1 := node(t, redis.Options{Addr: srv.addr(), NodeName: "n1", Prefix: "restart", Logger: logger})
 	n2 := node(t, redis.Options{Addr: srv.addr(), NodeName: "n2", Prefix: "restart", Logger: logger})
@@ -450,7 +432,7 @@ func TestMalformedMessagesAreDropped(t *testing.T) {
 	needRedis(t)
 	leakcheck.Check(t)
 	prefix := uniquePrefix()
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	n1 := node(t, redis.Options{Addr: realAddr, NodeName: "n1", Prefix: prefix})
 	n2 := node(t, redis.Options{Addr: realAddr, NodeName: "n2", Prefix: prefix,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
